@@ -1,0 +1,65 @@
+//! The command line: one subcommand per operator task.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "audian-receiver",
+    version,
+    about = "Receives, verifies, stores and forwards Audian webhooks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// TOML configuration file; environment variables AUDIAN_RECEIVER__SECTION__KEY override it.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve webhooks over HTTPS (and the admin listener) until SIGTERM/SIGINT.
+    Serve(ConfigArg),
+    /// Apply database migrations and exit.
+    Migrate(ConfigArg),
+    /// Print the effective configuration (secrets redacted), or every problem found.
+    CheckConfig(ConfigArg),
+    /// Print the X-Audian-Signature of stdin, signed with AUDIAN_WEBHOOK_SECRET.
+    Sign,
+    /// Inspect and replay forwarded events.
+    Events {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// One line per delivery: event id, target, state, attempts, last error.
+    List {
+        #[arg(long, value_parser = ["pending", "delivered", "dead"])]
+        state: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// An event and all its deliveries.
+    Show { id: String },
+    /// Put deliveries back to pending: the named events, or all in a state.
+    Replay {
+        ids: Vec<String>,
+        #[arg(long, value_parser = ["pending", "delivered", "dead"], conflicts_with = "ids")]
+        state: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+    },
+}

@@ -1,0 +1,116 @@
+//! Layered configuration: built-in defaults, then a TOML file, then `AUDIAN_RECEIVER__*`
+//! environment variables. Validated once at start so a bad key fails loudly, naming itself.
+
+mod secret_url;
+mod secrets;
+mod settings;
+mod targets;
+
+pub use secret_url::{SecretUrl, has_password, redact_url};
+pub use secrets::{Secrets, key_bytes, read_secret};
+pub use settings::{
+    AdminSettings, DatabaseSettings, ForwardSettings, LogFormat, LogSettings, RateLimitSettings,
+    ServerSettings, Settings, TlsMode, TlsSettings,
+};
+pub use targets::{TargetKind, TargetSettings};
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+
+/// Everything that can be wrong with the configuration, each naming the key and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("configuration file {0} does not exist")]
+    MissingFile(String),
+    #[error(
+        "secrets are never read from the configuration file ({0}); set them in the environment \
+         (AUDIAN_WEBHOOK_SECRET, AUDIAN_WEBHOOK_PREVIOUS_SECRET, FORWARD_SIGNING_SECRET) \
+         or in files named by the matching *_FILE variables"
+    )]
+    SecretInFile(String),
+    #[error("{}", .0.join("\n"))]
+    Problems(Vec<String>),
+}
+
+impl Settings {
+    /// Loads defaults → `path` (if given) → `AUDIAN_RECEIVER__SECTION__KEY` → `DATABASE_URL`,
+    /// then validates. A `.env` in the working directory has already been read by `main`.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.display().to_string()));
+            }
+            refuse_passwords_in_file(path)?;
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("AUDIAN_RECEIVER__").split("__"));
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(("database.url", url));
+        }
+        let settings: Settings = figment.extract().map_err(describe_figment_error)?;
+        let problems = settings.problems();
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError::Problems(problems))
+        }
+    }
+
+    /// Every problem found, so an operator fixes them all in one go.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        self.server.check(&mut problems);
+        self.tls.check(&mut problems);
+        self.database.check(&mut problems);
+        self.forward.check(&mut problems);
+        problems
+    }
+}
+
+/// A password written into a URL in the file is a secret in the file: refuse it and point at
+/// `${VAR}` placeholders or `DATABASE_URL` instead.
+fn refuse_passwords_in_file(path: &Path) -> Result<(), ConfigError> {
+    let file = Figment::from(Toml::file_exact(path));
+    let mut urls: Vec<(String, String)> = Vec::new();
+    if let Ok(url) = file.extract_inner::<String>("database.url") {
+        urls.push(("database.url".to_owned(), url));
+    }
+    if let Ok(targets) = file.extract_inner::<Vec<figment::value::Dict>>("forward.targets") {
+        for (index, target) in targets.iter().enumerate() {
+            if let Some(url) = target.get("url").and_then(|v| v.as_str()) {
+                urls.push((format!("forward.targets[{index}].url"), url.to_owned()));
+            }
+        }
+    }
+    match urls.into_iter().find(|(_, url)| has_password(url)) {
+        Some((key, _)) => Err(ConfigError::SecretInFile(format!(
+            "{key} holds a password; write `${{NAME}}` in its place and set NAME in the environment, \
+             or set DATABASE_URL"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    let mut messages = Vec::new();
+    for e in error {
+        let key = e.path.join(".");
+        if let figment::error::Kind::UnknownField(field, _) = &e.kind
+            && field.to_ascii_lowercase().contains("secret")
+        {
+            return ConfigError::SecretInFile(key);
+        }
+        let text = e.to_string();
+        messages.push(if key.is_empty() || text.contains(&key) {
+            text
+        } else {
+            format!("{key}: {text}")
+        });
+    }
+    ConfigError::Problems(messages)
+}

@@ -1,0 +1,82 @@
+//! Secrets come only from the environment or from files named by `*_FILE` variables
+//! (Docker and Kubernetes secrets), never from the configuration file.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::ConfigError;
+
+/// The keys this process holds. `Debug` prints which are set, never their values.
+pub struct Secrets {
+    /// Audian's current webhook signing secret.
+    pub webhook: SecretString,
+    /// The secret being rotated out, still accepted while set.
+    pub webhook_previous: Option<SecretString>,
+    /// Signs what we forward, so consumers can trust the hop without Audian's secret.
+    pub forward_signing: Option<SecretString>,
+}
+
+impl Secrets {
+    /// Reads all secrets; `AUDIAN_WEBHOOK_SECRET` (or its `_FILE`) is required.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let webhook = read_secret("AUDIAN_WEBHOOK_SECRET")?.ok_or_else(|| {
+            ConfigError::Invalid(
+                "AUDIAN_WEBHOOK_SECRET is not set: set it (or AUDIAN_WEBHOOK_SECRET_FILE, \
+                 a file holding it) to Audian's webhook signing secret"
+                    .to_owned(),
+            )
+        })?;
+        Ok(Self {
+            webhook,
+            webhook_previous: read_secret("AUDIAN_WEBHOOK_PREVIOUS_SECRET")?,
+            forward_signing: read_secret("FORWARD_SIGNING_SECRET")?,
+        })
+    }
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secrets")
+            .field("webhook", &"[redacted]")
+            .field(
+                "webhook_previous",
+                &self.webhook_previous.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "forward_signing",
+                &self.forward_signing.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+/// Reads `NAME`, or the file named by `NAME_FILE` (one trailing newline dropped).
+/// Setting both, or setting either to an empty value, is an error naming the variable.
+pub fn read_secret(name: &str) -> Result<Option<SecretString>, ConfigError> {
+    let file_var = format!("{name}_FILE");
+    let direct = std::env::var(name).ok();
+    let file = std::env::var(&file_var).ok();
+    let value = match (direct, file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid(format!(
+                "both {name} and {file_var} are set: set only one"
+            )));
+        }
+        (Some(value), None) => value,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::Invalid(format!("cannot read {file_var} ({path}): {e}")))?,
+        (None, None) => return Ok(None),
+    };
+    let trimmed = value.strip_suffix('\n').unwrap_or(&value);
+    let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
+    if trimmed.is_empty() {
+        return Err(ConfigError::Invalid(format!("{name} is set but empty")));
+    }
+    Ok(Some(SecretString::from(trimmed.to_owned())))
+}
+
+/// The bytes of a secret as used for HMAC keys: its UTF-8 encoding.
+pub fn key_bytes(secret: &SecretString) -> &[u8] {
+    secret.expose_secret().as_bytes()
+}

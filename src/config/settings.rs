@@ -1,0 +1,278 @@
+//! The configuration tree, its defaults and its per-section checks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::{SecretUrl, TargetSettings};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub tls: TlsSettings,
+    pub admin: AdminSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub forward: ForwardSettings,
+}
+
+/// The public listener that Audian posts to.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub path: String,
+    pub max_body_bytes: usize,
+    /// When non-empty, only these client networks may post (the TCP peer address is used;
+    /// forwarded-for headers are not trusted).
+    pub allowed_ips: Vec<IpNet>,
+    pub rate_limit: Option<RateLimitSettings>,
+    /// How long a request may take to send its body.
+    pub body_timeout_ms: u64,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8443".parse().expect("valid address"),
+            path: "/webhook".to_owned(),
+            max_body_bytes: 1024 * 1024,
+            allowed_ips: Vec::new(),
+            rate_limit: None,
+            body_timeout_ms: 10_000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl ServerSettings {
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if !self.path.starts_with('/') {
+            problems.push(format!(
+                "server.path must start with `/` (got {:?})",
+                self.path
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            problems.push("server.max_body_bytes must be greater than 0".to_owned());
+        }
+        if let Some(limit) = &self.rate_limit
+            && (limit.per_second == 0 || limit.burst == 0)
+        {
+            problems.push(
+                "server.rate_limit.per_second and server.rate_limit.burst must be > 0".to_owned(),
+            );
+        }
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// A per-client-IP token bucket.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Certificate and key from PEM files (the default).
+    Rustls,
+    /// An ephemeral certificate made at start: development only.
+    SelfSigned,
+    /// Plain HTTP behind a TLS-terminating proxy.
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    pub mode: TlsMode,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            mode: TlsMode::Rustls,
+            cert: PathBuf::from("config/dev/cert.pem"),
+            key: PathBuf::from("config/dev/key.pem"),
+        }
+    }
+}
+
+impl TlsSettings {
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if self.mode != TlsMode::Rustls {
+            return;
+        }
+        for (key, path) in [("tls.cert", &self.cert), ("tls.key", &self.key)] {
+            if !path.is_file() {
+                problems.push(format!(
+                    "{key}: {} is not a readable file (or set tls.mode = \"self-signed\" for development)",
+                    path.display()
+                ));
+            }
+        }
+    }
+}
+
+/// The private listener: health, readiness and metrics.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9090".parse().expect("valid address"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub url: SecretUrl,
+    pub max_connections: u32,
+    /// How long to wait for a pooled connection before answering 503.
+    pub acquire_timeout_ms: u64,
+    /// How long a request waits for its event to be committed before answering 503.
+    pub write_timeout_ms: u64,
+    /// The most events committed together in one statement (group commit).
+    pub batch_max: usize,
+    /// Concurrent group commits in flight.
+    pub writers: usize,
+    pub migrate_on_start: bool,
+    pub create_database: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretUrl::new("postgres://postgres@127.0.0.1:5432/audian_receiver"),
+            max_connections: 16,
+            acquire_timeout_ms: 2_000,
+            write_timeout_ms: 5_000,
+            batch_max: 256,
+            writers: 4,
+            migrate_on_start: true,
+            create_database: true,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        let url = self.url.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            problems.push(format!(
+                "database.url must be a postgres:// URL (got {})",
+                self.url.redacted()
+            ));
+        }
+        if self.batch_max == 0 || self.writers == 0 || self.max_connections == 0 {
+            problems.push(
+                "database.batch_max, database.writers and database.max_connections must be > 0"
+                    .to_owned(),
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// The outbox workers and the targets they deliver to.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardSettings {
+    pub workers: usize,
+    pub batch_size: i64,
+    pub lease_ms: u64,
+    pub poll_interval_ms: u64,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub max_attempts: i32,
+    pub targets: Vec<TargetSettings>,
+}
+
+impl Default for ForwardSettings {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            batch_size: 64,
+            lease_ms: 30_000,
+            poll_interval_ms: 1_000,
+            backoff_initial_ms: 1_000,
+            backoff_max_ms: 300_000,
+            max_attempts: 20,
+            targets: Vec::new(),
+        }
+    }
+}
+
+impl ForwardSettings {
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if self.workers == 0 || self.batch_size <= 0 || self.max_attempts <= 0 {
+            problems.push(
+                "forward.workers, forward.batch_size and forward.max_attempts must be > 0"
+                    .to_owned(),
+            );
+        }
+        if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
+            problems.push(
+                "forward.backoff_initial_ms must be > 0 and <= forward.backoff_max_ms".to_owned(),
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for (index, target) in self.targets.iter().enumerate() {
+            if !names.insert(target.name.as_str()) {
+                problems.push(format!(
+                    "forward.targets[{index}]: name `{}` is used twice",
+                    target.name
+                ));
+            }
+            target.check(index, problems);
+        }
+    }
+}

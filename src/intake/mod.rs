@@ -1,0 +1,113 @@
+//! The webhook handler: size, signature, media type, envelope, durable record — in that
+//! order, so no unauthenticated byte is ever parsed.
+
+mod body;
+pub mod error;
+pub mod payload;
+pub mod signature;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use sha2::{Digest, Sha256};
+
+use crate::config::TargetSettings;
+use crate::store::{EventWriter, NewEvent, Recorded};
+use crate::telemetry::Metrics;
+pub use error::Refusal;
+pub use signature::{Verified, Verifier};
+
+/// The signature header Audian sends.
+pub const SIGNATURE_HEADER: &str = "x-audian-signature";
+
+/// What the handler needs, shared by every request.
+#[derive(Clone)]
+pub struct Intake {
+    pub verifier: Verifier,
+    pub writer: EventWriter,
+    pub max_body_bytes: usize,
+    pub body_timeout: std::time::Duration,
+    pub targets: Arc<[TargetSettings]>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// `POST {server.path}`.
+pub async fn receive(
+    State(intake): State<Intake>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Refusal> {
+    let result = intake.handle(peer, &headers, body).await;
+    let outcome = match &result {
+        Ok(Recorded::New) => "accepted",
+        Ok(Recorded::Duplicate) => "duplicate",
+        Ok(Recorded::DuplicateWithDifferentBody) => "duplicate_mismatch",
+        Err(refusal) => refusal.label(),
+    };
+    intake.metrics.count_request(outcome);
+    result.map(|_| error::accepted())
+}
+
+impl Intake {
+    async fn handle(
+        &self,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<Recorded, Refusal> {
+        let read = body::read_limited(headers, body, self.max_body_bytes);
+        let raw = tokio::time::timeout(self.body_timeout, read)
+            .await
+            .map_err(|_| Refusal::BodyTimeout)??;
+        let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
+        let verified = self.verifier.verify(signature, raw).map_err(|reason| {
+            tracing::debug!(%reason, "signature refused");
+            Refusal::InvalidSignature
+        })?;
+        if let Some(media_type) = headers.get(header::CONTENT_TYPE)
+            && !payload::is_json_media_type(media_type.as_bytes())
+        {
+            return Err(Refusal::UnsupportedMediaType);
+        }
+        let envelope = payload::parse(&verified).ok_or(Refusal::InvalidPayload)?;
+        tracing::Span::current().record("event_id", envelope.id.as_str());
+        let event = self.new_event(envelope, verified, peer);
+        let recorded = self.writer.record(event).await.map_err(|error| {
+            tracing::warn!(%error, "event not recorded; answering 503");
+            Refusal::Unavailable
+        })?;
+        if recorded == Recorded::DuplicateWithDifferentBody {
+            self.metrics.duplicate_mismatches.inc();
+            tracing::warn!("event id already recorded with a different body; kept the first");
+        }
+        Ok(recorded)
+    }
+
+    fn new_event(
+        &self,
+        envelope: payload::Envelope,
+        verified: Verified,
+        peer: SocketAddr,
+    ) -> NewEvent {
+        let payload = verified.into_body();
+        let targets = self
+            .targets
+            .iter()
+            .filter(|target| target.accepts(&envelope.event_type))
+            .map(|target| target.name.clone())
+            .collect();
+        NewEvent {
+            sha256: Sha256::digest(&payload).into(),
+            id: envelope.id,
+            event_type: envelope.event_type,
+            payload,
+            source_ip: Some(peer.ip()),
+            targets,
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Entry point: parse the command line, load configuration, start telemetry, dispatch.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use audian_receiver::cli::{Cli, Command};
+use audian_receiver::commands::{self, CommandError};
+use audian_receiver::config::{LogSettings, Settings};
+use audian_receiver::telemetry;
+
+fn main() -> ExitCode {
+    // One crypto provider for every TLS user in the process (axum-server, sqlx, brokers).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            tracing::error!(%error, "exiting");
+            ExitCode::from(error.exit_code() as u8)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CommandError> {
+    match cli.command {
+        Command::Sign => {
+            println!("{}", commands::sign()?);
+            Ok(())
+        }
+        Command::CheckConfig(args) => {
+            print!("{}", commands::check_config(args.config.as_deref())?);
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let settings = load(args.config.as_deref())?;
+            commands::serve(settings, shutdown_on_signal()).await
+        }
+        Command::Migrate(args) => commands::migrate(&load(args.config.as_deref())?).await,
+        Command::Events { config, command } => {
+            let settings = load(config.config.as_deref())?;
+            commands::events::run(&settings, command).await
+        }
+    }
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<Settings, CommandError> {
+    let settings = Settings::load(path);
+    let log = settings
+        .as_ref()
+        .map(|s| s.log.clone())
+        .unwrap_or_else(|_| LogSettings::default());
+    telemetry::init_tracing(&log);
+    Ok(settings?)
+}
+
+/// A token cancelled by the first SIGTERM or SIGINT.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+        }
+        cancel.cancel();
+    });
+    token
+}

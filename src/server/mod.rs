@@ -1,0 +1,163 @@
+//! Builds the whole service from settings — listeners bound, database ready, workers
+//! started — and runs it until a shutdown token fires, then drains in order.
+
+mod admin;
+mod guard;
+mod router;
+mod tls;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Secrets, Settings, TlsMode, key_bytes};
+use crate::intake::{Intake, Verifier};
+use crate::store::{self, EventWriter};
+use crate::telemetry::Metrics;
+
+/// A service whose listeners are bound (so `port()` is known) but not yet serving.
+pub struct Application {
+    public: std::net::TcpListener,
+    admin: tokio::net::TcpListener,
+    tls: Option<RustlsConfig>,
+    router: Router,
+    admin_router: Router,
+    pool: PgPool,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, secrets: Secrets) -> anyhow::Result<Self> {
+        let tls = tls_config(&settings)?;
+        let pool = prepare_database(&settings).await?;
+        let metrics = Metrics::new();
+        let keys = std::iter::once(&secrets.webhook).chain(secrets.webhook_previous.as_ref());
+        let db = &settings.database;
+        let intake = Intake {
+            verifier: Verifier::new(keys.map(key_bytes)),
+            writer: EventWriter::start(
+                pool.clone(),
+                db.batch_max,
+                db.writers,
+                Duration::from_millis(db.write_timeout_ms),
+            ),
+            max_body_bytes: settings.server.max_body_bytes,
+            body_timeout: settings.server.body_timeout(),
+            targets: settings.forward.targets.clone().into(),
+            metrics: metrics.clone(),
+        };
+        let guard = guard::Guard::new(&settings.server, metrics.clone());
+        guard.spawn_housekeeping();
+        let router = router::public(&settings.server.path, intake, guard);
+        let public = bind(settings.server.listen, "server.listen")?;
+        let admin =
+            tokio::net::TcpListener::from_std(bind(settings.admin.listen, "admin.listen")?)?;
+        Ok(Self {
+            public,
+            admin,
+            tls,
+            router,
+            admin_router: admin::router(pool.clone(), metrics),
+            pool,
+            shutdown_grace: settings.server.shutdown_grace(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.public.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` fires; then stops accepting, lets in-flight requests finish
+    /// within the grace period, and closes the pool.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let admin = axum::serve(self.admin, self.admin_router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let admin_task = tokio::spawn(async move { admin.await });
+
+        let handle = Handle::new();
+        let grace = self.shutdown_grace;
+        let watcher = handle.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tracing::info!(
+                grace_ms = grace.as_millis() as u64,
+                "shutting down: draining requests"
+            );
+            watcher.graceful_shutdown(Some(grace));
+        });
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        match self.tls {
+            Some(tls) => {
+                axum_server::from_tcp_rustls(self.public, tls)?
+                    .handle(handle)
+                    .serve(service)
+                    .await
+            }
+            None => {
+                axum_server::from_tcp(self.public)?
+                    .handle(handle)
+                    .serve(service)
+                    .await
+            }
+        }
+        .context("public listener failed")?;
+        admin_task.await??;
+        self.pool.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn tls_config(settings: &Settings) -> anyhow::Result<Option<RustlsConfig>> {
+    match settings.tls.mode {
+        TlsMode::Rustls => tls::from_pem_files(&settings.tls.cert, &settings.tls.key).map(Some),
+        TlsMode::SelfSigned => tls::self_signed().map(Some),
+        TlsMode::Off => {
+            tracing::warn!(
+                "tls.mode = \"off\": serving PLAIN HTTP. Only behind a TLS-terminating proxy — \
+                 webhook bodies and signatures would otherwise cross the network in clear text"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Creates (when allowed and missing) and migrates the database. A database that cannot be
+/// migrated at start stops the start: serving against an unknown schema would only answer
+/// 503 forever. Once running, an outage is answered with 503 and recovers by itself.
+async fn prepare_database(settings: &Settings) -> anyhow::Result<PgPool> {
+    let db = &settings.database;
+    let pool = store::pool(db)?;
+    if db.create_database {
+        match store::create_database_if_missing(db).await {
+            Ok(true) => tracing::info!("created the database named in database.url"),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "could not check for or create the database"),
+        }
+    }
+    if db.migrate_on_start {
+        store::migrate(&pool)
+            .await
+            .context("applying migrations at start")?;
+    }
+    Ok(pool)
+}
+
+fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("{key}: cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}

@@ -1,0 +1,82 @@
+//! Postgres: the pool, database creation, embedded migrations and readiness.
+
+mod writer;
+
+pub use writer::{EventWriter, NewEvent, Recorded, WriteError};
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Postgres};
+
+use crate::config::DatabaseSettings;
+
+/// The schema, embedded at compile time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database.url is not a valid Postgres URL: {0}")]
+    BadUrl(String),
+    #[error("cannot create the database: {0}")]
+    Create(#[source] sqlx::Error),
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// A lazily connecting pool: the service starts (and answers 503) while the database is
+/// down, and recovers by itself when it returns.
+pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
+    let options = PgConnectOptions::from_str(settings.url.expose())
+        .map_err(|e| StoreError::BadUrl(redact_error(&e.to_string(), settings)))?
+        .application_name("audian-receiver")
+        .log_statements(tracing::log::LevelFilter::Trace);
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        // A ping before every use would double the round trips on the hot path; a broken
+        // connection instead fails one statement (answered 503, retried by Audian) and is
+        // replaced.
+        .test_before_acquire(false)
+        .connect_lazy_with(options))
+}
+
+/// Creates the database named in the URL when it does not exist and the role may.
+pub async fn create_database_if_missing(settings: &DatabaseSettings) -> Result<bool, StoreError> {
+    let url = settings.url.expose();
+    if Postgres::database_exists(url)
+        .await
+        .map_err(StoreError::Create)?
+    {
+        return Ok(false);
+    }
+    Postgres::create_database(url)
+        .await
+        .map_err(StoreError::Create)?;
+    Ok(true)
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Ready means: reachable, and every embedded migration applied.
+pub async fn is_ready(pool: &PgPool) -> bool {
+    let applied: Result<i64, _> = sqlx::query_scalar(
+        "SELECT count(*) FROM _sqlx_migrations WHERE success AND version = ANY($1)",
+    )
+    .bind(MIGRATOR.iter().map(|m| m.version).collect::<Vec<i64>>())
+    .fetch_one(pool)
+    .await;
+    matches!(applied, Ok(n) if n as usize == MIGRATOR.iter().count())
+}
+
+fn redact_error(message: &str, settings: &DatabaseSettings) -> String {
+    let url = settings.url.expose();
+    message.replace(url, &settings.url.redacted())
+}

@@ -1,0 +1,236 @@
+//! Group commit: concurrent requests are gathered into one statement and one commit, and
+//! each request is answered only once its own row is durable.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sqlx::PgPool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// An event ready to be recorded, with the targets its type routes to.
+#[derive(Debug)]
+pub struct NewEvent {
+    pub id: String,
+    pub event_type: String,
+    pub payload: Bytes,
+    pub sha256: [u8; 32],
+    pub source_ip: Option<std::net::IpAddr>,
+    pub targets: Vec<String>,
+}
+
+/// What recording an event found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    Duplicate,
+    /// Already recorded, but with different bytes. Still not stored or forwarded again.
+    DuplicateWithDifferentBody,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    #[error("too many events waiting for the database")]
+    Overloaded,
+    #[error("the database did not commit in time")]
+    Timeout,
+    #[error("the database write failed")]
+    Failed,
+}
+
+type Reply = oneshot::Sender<Result<Recorded, WriteError>>;
+
+/// Hands events to the batching task and waits for their commit.
+#[derive(Clone)]
+pub struct EventWriter {
+    queue: mpsc::Sender<(NewEvent, Reply)>,
+    timeout: Duration,
+}
+
+impl EventWriter {
+    /// Starts the batching task. It ends when every `EventWriter` clone is dropped, after
+    /// committing what it already holds.
+    pub fn start(pool: PgPool, batch_max: usize, writers: usize, timeout: Duration) -> Self {
+        let (queue, receiver) = mpsc::channel(batch_max * writers * 4);
+        tokio::spawn(run(pool, receiver, batch_max, writers));
+        Self { queue, timeout }
+    }
+
+    /// Records `event` durably, or says why not. `Ok` is returned only after the commit.
+    pub async fn record(&self, event: NewEvent) -> Result<Recorded, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        // A full queue means the database is not keeping up: shed load now rather than
+        // make every request wait for the timeout.
+        self.queue
+            .try_send((event, reply))
+            .map_err(|_| WriteError::Overloaded)?;
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(WriteError::Failed),
+            Err(_) => Err(WriteError::Timeout),
+        }
+    }
+}
+
+async fn run(
+    pool: PgPool,
+    mut receiver: mpsc::Receiver<(NewEvent, Reply)>,
+    batch_max: usize,
+    writers: usize,
+) {
+    let slots = Arc::new(Semaphore::new(writers));
+    loop {
+        // Wait for a free writer first: while all are busy, arrivals pile up in the
+        // channel and the next batch is larger — that is what makes the commit cheap.
+        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        let mut batch = Vec::with_capacity(batch_max);
+        if receiver.recv_many(&mut batch, batch_max).await == 0 {
+            return;
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            commit_batch(&pool, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+const INSERT_BATCH: &str = r#"
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[])
+        AS i(event_id, event_type, payload, payload_sha256, source_ip)
+), inserted AS (
+    INSERT INTO events (event_id, event_type, payload, payload_sha256, source_ip)
+    SELECT event_id, event_type, payload, payload_sha256, source_ip::inet FROM input
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+), queued AS (
+    INSERT INTO deliveries (event_id, target)
+    SELECT d.event_id, d.target
+    FROM unnest($6::text[], $7::text[]) AS d(event_id, target)
+    JOIN inserted USING (event_id)
+    RETURNING 1
+), notified AS (
+    SELECT pg_notify('audian_deliveries', '') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued
+)
+SELECT input.event_id,
+       inserted.event_id IS NOT NULL AS is_new,
+       existing.payload_sha256 AS recorded_sha256,
+       (SELECT count(*) FROM notified) AS notified
+FROM input
+LEFT JOIN inserted USING (event_id)
+LEFT JOIN events AS existing
+       ON existing.event_id = input.event_id AND inserted.event_id IS NULL
+"#;
+
+/// What the statement says about one id of the batch.
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    event_id: String,
+    is_new: bool,
+    recorded_sha256: Option<Vec<u8>>,
+}
+
+/// One statement, one commit for the whole batch; then every waiter gets its answer.
+async fn commit_batch(pool: &PgPool, batch: Vec<(NewEvent, Reply)>) {
+    // The same id twice in one batch: only the first goes to the database, the others
+    // are answered as duplicates of it once it is committed.
+    let mut seen = HashSet::with_capacity(batch.len());
+    let unique = batch
+        .iter()
+        .map(|(event, _)| event)
+        .filter(|e| seen.insert(e.id.as_str()));
+    let outcomes = insert(pool, unique).await.map(|rows| {
+        rows.into_iter()
+            .map(|row| (row.event_id.clone(), row))
+            .collect::<HashMap<_, _>>()
+    });
+    let mut answered: HashMap<String, [u8; 32]> = HashMap::new();
+    for (event, reply) in batch {
+        let outcome = match &outcomes {
+            Err(e) => Err(*e),
+            Ok(rows) => Ok(classify(&event, rows.get(&event.id), &mut answered)),
+        };
+        let _ = reply.send(outcome);
+    }
+}
+
+/// `answered` holds the bytes' hash of each id already answered in this batch, so a second
+/// copy of an id is compared with the first.
+fn classify(
+    event: &NewEvent,
+    row: Option<&StoredRow>,
+    answered: &mut HashMap<String, [u8; 32]>,
+) -> Recorded {
+    let recorded: Option<[u8; 32]> = match answered.get(&event.id) {
+        Some(sha) => Some(*sha),
+        None => {
+            answered.insert(event.id.clone(), event.sha256);
+            match row {
+                Some(row) if row.is_new => return Recorded::New,
+                Some(row) => row
+                    .recorded_sha256
+                    .as_deref()
+                    .and_then(|s| s.try_into().ok()),
+                // Recorded by a concurrent commit our snapshot cannot see: a duplicate
+                // whose bytes we cannot compare.
+                None => None,
+            }
+        }
+    };
+    match recorded {
+        Some(sha) if sha != event.sha256 => Recorded::DuplicateWithDifferentBody,
+        _ => Recorded::Duplicate,
+    }
+}
+
+async fn insert<'a>(
+    pool: &PgPool,
+    events: impl Iterator<Item = &'a NewEvent>,
+) -> Result<Vec<StoredRow>, WriteError> {
+    let mut columns = Columns::default();
+    for event in events {
+        columns.push(event);
+    }
+    sqlx::query_as(INSERT_BATCH)
+        .bind(columns.ids)
+        .bind(columns.types)
+        .bind(columns.payloads)
+        .bind(columns.hashes)
+        .bind(columns.ips)
+        .bind(columns.delivery_events)
+        .bind(columns.delivery_targets)
+        .fetch_all(pool)
+        .await
+        .map_err(|error| {
+            tracing::warn!(error = %error, "event batch not committed");
+            WriteError::Failed
+        })
+}
+
+/// The batch as column arrays, the shape `unnest` takes.
+#[derive(Default)]
+struct Columns<'a> {
+    ids: Vec<&'a str>,
+    types: Vec<&'a str>,
+    payloads: Vec<&'a [u8]>,
+    hashes: Vec<&'a [u8]>,
+    ips: Vec<Option<String>>,
+    delivery_events: Vec<&'a str>,
+    delivery_targets: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn push(&mut self, event: &'a NewEvent) {
+        self.ids.push(&event.id);
+        self.types.push(&event.event_type);
+        self.payloads.push(&event.payload);
+        self.hashes.push(&event.sha256);
+        self.ips.push(event.source_ip.map(|ip| ip.to_string()));
+        for target in &event.targets {
+            self.delivery_events.push(&event.id);
+            self.delivery_targets.push(target);
+        }
+    }
+}
