@@ -6,11 +6,11 @@ mod common;
 use std::time::Duration;
 
 use audian_receiver::config::SecretUrl;
-use common::{TestApp, assert_answer, event, proxy::TcpProxy};
+use common::{TestApp, assert_answer, event, proxy::Proxy};
 
 #[tokio::test]
 async fn answers_503_while_the_database_is_unreachable_and_recovers_after() {
-    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let proxy = Proxy::start("127.0.0.1:5432").await;
     let app = spawn_through(&proxy).await;
 
     assert_answer(
@@ -53,8 +53,8 @@ async fn answers_503_while_the_database_is_unreachable_and_recovers_after() {
     assert_eq!(app.count_events("evt_before").await, 1);
 }
 
-async fn spawn_through(proxy: &TcpProxy) -> TestApp {
-    let via = proxy.host_port();
+async fn spawn_through(proxy: &Proxy) -> TestApp {
+    let via = proxy.addr();
     TestApp::spawn_through_db(move |db, s| {
         s.database.url = SecretUrl::new(&db.url_via(&via));
         s.database.acquire_timeout_ms = 500;

@@ -1,12 +1,130 @@
-//! `events list|show|replay`: inspect and repair the outbox.
+//! `events list|show|replay`: inspect and repair the outbox from the command line.
 
-use crate::cli::EventsCommand;
-use crate::config::Settings;
+use anyhow::Context;
+use sqlx::PgPool;
 
 use super::CommandError;
+use crate::cli::EventsCommand;
+use crate::config::Settings;
+use crate::store::{self, deliveries};
 
-pub async fn run(_settings: &Settings, _command: EventsCommand) -> Result<(), CommandError> {
-    Err(CommandError::Usage(
-        "events commands are not implemented yet".into(),
-    ))
+pub async fn run(settings: &Settings, command: EventsCommand) -> Result<(), CommandError> {
+    let pool = store::pool(&settings.database).context("database.url")?;
+    match command {
+        EventsCommand::List {
+            state,
+            target,
+            limit,
+        } => {
+            check_target(settings, target.as_deref())?;
+            if limit <= 0 {
+                return Err(CommandError::Usage("--limit must be greater than 0".into()));
+            }
+            let rows = deliveries::list(&pool, state.as_deref(), target.as_deref(), limit)
+                .await
+                .context("listing deliveries")?;
+            for row in rows {
+                println!("{}", line(&row));
+            }
+            Ok(())
+        }
+        EventsCommand::Show { id } => show(&pool, &id).await,
+        EventsCommand::Replay { ids, state, target } => {
+            check_target(settings, target.as_deref())?;
+            replay(&pool, ids, state, target).await
+        }
+    }
+}
+
+/// `event_id  target  state  attempts=N  last_error`, tab-separated for `cut` and `awk`.
+fn line(row: &deliveries::DeliveryRow) -> String {
+    format!(
+        "{}\t{}\t{}\tattempts={}\t{}",
+        row.event_id,
+        row.target,
+        row.state,
+        row.attempts,
+        row.last_error.as_deref().unwrap_or("-")
+    )
+}
+
+async fn show(pool: &PgPool, id: &str) -> Result<(), CommandError> {
+    let event: Option<(String, time::OffsetDateTime, i32, Vec<u8>)> = sqlx::query_as(
+        "SELECT event_type, received_at, octet_length(payload), payload_sha256 \
+         FROM events WHERE event_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("reading the event")?;
+    let (event_type, received_at, size, sha) =
+        event.ok_or_else(|| CommandError::Usage(format!("no event with id {id:?}")))?;
+    println!("event_id:    {id}");
+    println!("type:        {event_type}");
+    println!("received_at: {received_at}");
+    println!("payload:     {size} bytes, sha256 {}", hex::encode(sha));
+    for row in deliveries::for_event(pool, id)
+        .await
+        .context("reading deliveries")?
+    {
+        let when = row.delivered_at.map_or_else(
+            || format!("next attempt {}", row.next_attempt_at),
+            |at| format!("delivered {at}"),
+        );
+        println!("delivery:    {}\t{when}", line(&row));
+    }
+    Ok(())
+}
+
+async fn replay(
+    pool: &PgPool,
+    ids: Vec<String>,
+    state: Option<String>,
+    target: Option<String>,
+) -> Result<(), CommandError> {
+    if ids.is_empty() && state.is_none() {
+        return Err(CommandError::Usage(
+            "name the events to replay (ID…) or a state (--state dead)".into(),
+        ));
+    }
+    let ids = (!ids.is_empty()).then_some(ids);
+    if let Some(ids) = &ids {
+        let unknown = deliveries::unknown_events(pool, ids)
+            .await
+            .context("checking ids")?;
+        if !unknown.is_empty() {
+            return Err(CommandError::Usage(format!(
+                "no event with id {}",
+                unknown.join(", ")
+            )));
+        }
+    }
+    let count = deliveries::replay(pool, ids.as_deref(), state.as_deref(), target.as_deref())
+        .await
+        .context("replaying deliveries")?;
+    println!("replayed {count} deliveries");
+    Ok(())
+}
+
+/// A `--target` must name a configured target: a typo should not silently match nothing.
+fn check_target(settings: &Settings, target: Option<&str>) -> Result<(), CommandError> {
+    let Some(target) = target else { return Ok(()) };
+    let names: Vec<&str> = settings
+        .forward
+        .targets
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    if names.contains(&target) {
+        Ok(())
+    } else {
+        Err(CommandError::Usage(format!(
+            "unknown target {target:?} (configured: {})",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )))
+    }
 }

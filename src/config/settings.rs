@@ -226,6 +226,8 @@ impl Default for LogSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForwardSettings {
+    /// Worker loops in this process; 0 records deliveries but leaves sending to other
+    /// processes (intake and forwarding scaled apart).
     pub workers: usize,
     pub batch_size: i64,
     pub lease_ms: u64,
@@ -253,9 +255,9 @@ impl Default for ForwardSettings {
 
 impl ForwardSettings {
     pub(super) fn check(&self, problems: &mut Vec<String>) {
-        if self.workers == 0 || self.batch_size <= 0 || self.max_attempts <= 0 {
+        if self.batch_size <= 0 || self.max_attempts <= 0 || self.lease_ms == 0 {
             problems.push(
-                "forward.workers, forward.batch_size and forward.max_attempts must be > 0"
+                "forward.batch_size, forward.max_attempts and forward.lease_ms must be > 0"
                     .to_owned(),
             );
         }

@@ -52,6 +52,7 @@ impl TargetSettings {
     }
 
     pub(super) fn check(&self, index: usize, problems: &mut Vec<String>) {
+        let before = problems.len();
         let label = if self.name.is_empty() {
             format!("forward.targets[{index}]")
         } else {
@@ -103,8 +104,14 @@ impl TargetSettings {
             ("routing_key", &self.routing_key),
         ] {
             if let Some(Err(e)) = template.as_deref().map(crate::forward::validate_template) {
-                problems.push(format!("{label}: `{key}` {e}"));
+                problems.push(format!("{label}: `{key}`: {e}"));
             }
+        }
+        // The target's own checks (URL syntax, names); it connects to nothing here.
+        if problems.len() == before
+            && let Err(e) = crate::forward::build_target(self)
+        {
+            problems.push(format!("{label}: {e}"));
         }
     }
 

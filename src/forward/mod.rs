@@ -1,26 +1,52 @@
-//! Forwarding verified events to downstream targets through the Postgres outbox.
+//! Forwarding verified events to downstream targets through the Postgres outbox: workers
+//! claim due deliveries, send them, and record the outcome.
 
-/// Checks a subject or routing-key template: only `{type}` may appear in braces.
-pub fn validate_template(template: &str) -> Result<(), String> {
-    let mut rest = template;
-    while let Some(open) = rest.find(['{', '}']) {
-        if rest.as_bytes()[open] == b'}' {
-            return Err(format!("has an unmatched `}}` in {template:?}"));
+mod retry;
+pub mod targets;
+mod worker;
+
+pub use retry::{Next, RetryPolicy};
+pub use targets::validate_template;
+pub use worker::{Forwarder, Step};
+
+use std::time::Duration;
+
+use crate::config::{TargetKind, TargetSettings};
+use targets::Target;
+
+/// Builds a ready-to-deliver target from its settings (no connection is made yet). The
+/// error names the target and the key.
+pub fn build_target(settings: &TargetSettings) -> Result<Target, String> {
+    let name = &settings.name;
+    let url = settings
+        .url
+        .as_ref()
+        .map(|u| u.expose())
+        .ok_or_else(|| format!("target `{name}`: missing `url`"))?;
+    let required = |key: &str, value: &Option<String>| {
+        value
+            .clone()
+            .ok_or_else(|| format!("target `{name}`: missing `{key}`"))
+    };
+    let built = match settings.kind {
+        TargetKind::Http => {
+            let timeout = Duration::from_millis(settings.timeout_ms.unwrap_or(10_000));
+            targets::http::HttpTarget::new(url, timeout).map(Target::Http)
         }
-        let after = &rest[open + 1..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| format!("has an unclosed `{{` in {template:?}"))?;
-        if &after[..close] != "type" {
-            return Err(format!(
-                "has an unknown placeholder `{{{}}}` (only `{{type}}` exists)",
-                &after[..close]
-            ));
+        TargetKind::Nats => {
+            targets::nats::NatsTarget::new(url, &required("subject", &settings.subject)?)
+                .map(Target::Nats)
         }
-        rest = &after[close + 1..];
-    }
-    if template.is_empty() {
-        return Err("is empty".to_owned());
-    }
-    Ok(())
+        TargetKind::Amqp => targets::amqp::AmqpTarget::new(
+            url,
+            &required("exchange", &settings.exchange)?,
+            &required("routing_key", &settings.routing_key)?,
+        )
+        .map(Target::Amqp),
+        TargetKind::Redis => {
+            targets::redis::RedisTarget::new(url, &required("stream", &settings.stream)?)
+                .map(Target::Redis)
+        }
+    };
+    built.map_err(|e| format!("target `{name}`: {e}"))
 }

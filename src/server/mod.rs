@@ -7,6 +7,7 @@ mod router;
 mod tls;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,6 +18,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Secrets, Settings, TlsMode, key_bytes};
+use crate::forward::Forwarder;
 use crate::intake::{Intake, Verifier};
 use crate::store::{self, EventWriter};
 use crate::telemetry::Metrics;
@@ -29,6 +31,8 @@ pub struct Application {
     router: Router,
     admin_router: Router,
     pool: PgPool,
+    forwarder: Arc<Forwarder>,
+    workers: usize,
     shutdown_grace: Duration,
 }
 
@@ -37,6 +41,13 @@ impl Application {
         let tls = tls_config(&settings)?;
         let pool = prepare_database(&settings).await?;
         let metrics = Metrics::new();
+        let forwarder = Forwarder::new(
+            pool.clone(),
+            &settings.forward,
+            secrets.forward_signing.clone(),
+            metrics.clone(),
+        )
+        .map_err(anyhow::Error::msg)?;
         let keys = std::iter::once(&secrets.webhook).chain(secrets.webhook_previous.as_ref());
         let db = &settings.database;
         let intake = Intake {
@@ -65,6 +76,8 @@ impl Application {
             router,
             admin_router: admin::router(pool.clone(), metrics),
             pool,
+            forwarder,
+            workers: settings.forward.workers,
             shutdown_grace: settings.server.shutdown_grace(),
         })
     }
@@ -77,12 +90,14 @@ impl Application {
         self.admin.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// Serves until `shutdown` fires; then stops accepting, lets in-flight requests finish
-    /// within the grace period, and closes the pool.
+    /// Serves and forwards until `shutdown` fires; then stops accepting, lets in-flight
+    /// requests finish within the grace period, lets workers finish their batch, and closes
+    /// the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let admin = axum::serve(self.admin, self.admin_router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let admin_task = tokio::spawn(async move { admin.await });
+        let mut workers = self.forwarder.spawn(self.workers, shutdown.clone());
 
         let handle = Handle::new();
         let grace = self.shutdown_grace;
@@ -113,6 +128,8 @@ impl Application {
             }
         }
         .context("public listener failed")?;
+        // Workers saw the same token: each finishes the batch in hand, then stops.
+        while workers.join_next().await.is_some() {}
         admin_task.await??;
         self.pool.close().await;
         tracing::info!("stopped");

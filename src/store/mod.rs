@@ -1,5 +1,6 @@
 //! Postgres: the pool, database creation, embedded migrations and readiness.
 
+pub mod deliveries;
 mod writer;
 
 pub use writer::{EventWriter, NewEvent, Recorded, WriteError};

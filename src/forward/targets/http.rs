@@ -1,0 +1,138 @@
+//! HTTP forward target: POSTs the original webhook bytes and treats only a 2xx as delivered.
+
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Response, StatusCode, Url};
+
+use super::{DeliveryError, Message, Redactor, error_chain, install_crypto_provider, rfc3339};
+
+/// Longest slice of a response body quoted in an error: enough to diagnose, too little to leak much.
+const BODY_EXCERPT_CHARS: usize = 200;
+
+pub struct HttpTarget {
+    client: reqwest::Client,
+    url: Url,
+    redactor: Redactor,
+}
+
+impl HttpTarget {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
+        let redactor = Redactor::for_url(url);
+        let parsed = Url::parse(url).map_err(|e| format!("invalid HTTP target URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!(
+                "HTTP target URL must use http or https, not {:?}",
+                parsed.scheme()
+            ));
+        }
+        install_crypto_provider();
+        // A redirect would re-send the event to a URL nobody configured; surface it instead.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| redactor.scrub(error_chain(&e.without_url())))?;
+        Ok(Self {
+            client,
+            url: parsed,
+            redactor,
+        })
+    }
+
+    pub async fn deliver(&self, msg: &Message<'_>) -> Result<(), DeliveryError> {
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header("X-Audian-Event-Id", msg.event_id)
+            .header("X-Audian-Event-Type", msg.event_type)
+            .header("Idempotency-Key", msg.event_id)
+            .header("X-Audian-Received-At", rfc3339(msg.received_at)?)
+            .body(msg.payload.clone());
+        if let Some(signature) = msg.signature {
+            request = request.header("X-Receiver-Signature", signature);
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(status_error(response).await)
+    }
+
+    fn transport_error(&self, err: reqwest::Error) -> DeliveryError {
+        let permanent = err.is_builder();
+        let timed_out = err.is_timeout();
+        let text = self.redactor.scrub(error_chain(&err.without_url()));
+        match (permanent, timed_out) {
+            (true, _) => DeliveryError::permanent(format!("invalid HTTP request: {text}")),
+            (false, true) => DeliveryError::retryable(format!("HTTP request timed out: {text}")),
+            (false, false) => DeliveryError::retryable(format!("HTTP request failed: {text}")),
+        }
+    }
+}
+
+async fn status_error(response: Response) -> DeliveryError {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let excerpt = body_excerpt(response).await;
+    let mut error = if status.is_redirection() {
+        DeliveryError::permanent(format!(
+            "HTTP {status}: redirects are not followed; configure the final URL{excerpt}"
+        ))
+    } else if is_retryable_status(status) {
+        DeliveryError::retryable(format!("HTTP {status}{excerpt}"))
+    } else {
+        DeliveryError::permanent(format!("HTTP {status}{excerpt}"))
+    };
+    error.retry_after = retry_after;
+    error
+}
+
+fn is_retryable_status(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+}
+
+/// Reads only the start of the body: an error page can be arbitrarily large.
+async fn body_excerpt(mut response: Response) -> String {
+    let mut raw = Vec::new();
+    while raw.len() < BODY_EXCERPT_CHARS * 4 {
+        match response.chunk().await {
+            Ok(Some(chunk)) => raw.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let text = text.trim();
+    if text.is_empty() {
+        return String::new();
+    }
+    let mut excerpt: String = text.chars().take(BODY_EXCERPT_CHARS).collect();
+    if excerpt.len() < text.len() {
+        excerpt.push('…');
+    }
+    format!(": {excerpt}")
+}
+
+/// Accepts delay-seconds and the IMF-fixdate HTTP-date form; a past date means "now".
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let date = time::PrimitiveDateTime::parse(value, &format)
+        .ok()?
+        .assume_utc();
+    let delta = date - time::OffsetDateTime::now_utc();
+    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
+}

@@ -1,0 +1,90 @@
+//! Targets behind a TCP proxy: lazy connect while the broker is down, and recovery after a cut.
+
+use audian_receiver::forward::targets::Target;
+use audian_receiver::forward::targets::nats::NatsTarget;
+use audian_receiver::forward::targets::redis::RedisTarget;
+
+use crate::amqp::Fixture;
+use crate::proxy::Proxy;
+use crate::{
+    AMQP_ADDR, NATS_ADDR, REDIS_ADDR, deliver_eventually, expect_retryable, message,
+    sample_payload, unique,
+};
+
+/// Down at first (refused), then up, then cut: every phase must end in a delivery.
+async fn exercise(proxy: &Proxy, target: &Target) {
+    let payload = sample_payload();
+    proxy.set_refusing(true);
+    expect_retryable(target.deliver(&message("evt-down", &payload, None)).await);
+
+    proxy.set_refusing(false);
+    deliver_eventually(target, &message("evt-up", &payload, None)).await;
+
+    assert!(
+        proxy.cut_all() > 0,
+        "the target should have held a live connection"
+    );
+    deliver_eventually(target, &message("evt-after-cut", &payload, None)).await;
+}
+
+#[tokio::test]
+async fn redis_target_connects_once_redis_is_reachable_and_recovers_after_a_cut() {
+    let mut conn = crate::redis::redis_connection().await;
+    let proxy = Proxy::start(REDIS_ADDR).await;
+    let stream = unique("test:audian:");
+    let url = format!("redis://{}/", proxy.addr());
+    let target = Target::Redis(RedisTarget::new(&url, &stream).unwrap());
+    exercise(&proxy, &target).await;
+
+    let ids: Vec<Vec<u8>> = crate::redis::entries(&mut conn, &stream)
+        .await
+        .into_iter()
+        .filter_map(|mut fields| fields.remove("id"))
+        .collect();
+    assert!(
+        ids.contains(&b"evt-up".to_vec()) && ids.contains(&b"evt-after-cut".to_vec()),
+        "{ids:?}"
+    );
+    crate::redis::delete(&mut conn, &stream).await;
+}
+
+#[tokio::test]
+async fn amqp_target_connects_once_rabbitmq_is_reachable_and_recovers_after_a_cut() {
+    let fixture = Fixture::new().await;
+    let proxy = Proxy::start(AMQP_ADDR).await;
+    let target = fixture.target(&proxy.addr(), "audian.{type}");
+    exercise(&proxy, &target).await;
+
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let delivery = fixture.next_message().await;
+        ids.push(
+            delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert!(
+        ids.contains(&"evt-up".to_owned()) && ids.contains(&"evt-after-cut".to_owned()),
+        "{ids:?}"
+    );
+    fixture.delete().await;
+}
+
+#[tokio::test]
+async fn nats_target_connects_once_nats_is_reachable_and_recovers_after_a_cut() {
+    let js = crate::nats::jetstream_context().await;
+    let prefix = unique("test_");
+    let (stream, name) = crate::nats::create_stream(&js, &prefix).await;
+    let proxy = Proxy::start(NATS_ADDR).await;
+    let url = format!("nats://{}", proxy.addr());
+    let target = Target::Nats(NatsTarget::new(&url, &format!("{prefix}.{{type}}")).unwrap());
+    exercise(&proxy, &target).await;
+
+    // Retries reuse the event id, so JetStream keeps exactly one copy of each.
+    assert_eq!(crate::nats::message_count(&stream).await, 2);
+    js.delete_stream(&name).await.expect("delete test stream");
+}
