@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// TOML configuration file; environment variables AUDIAN_RECEIVER__SECTION__KEY override it.
-    #[arg(long, short, value_name = "FILE")]
+    #[arg(long, short, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 }
 

@@ -52,7 +52,9 @@ impl Settings {
         if let Ok(url) = std::env::var("DATABASE_URL") {
             figment = figment.merge(("database.url", url));
         }
-        let settings: Settings = figment.extract().map_err(describe_figment_error)?;
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| describe_figment_error(e, path))?;
         let problems = settings.problems();
         if problems.is_empty() {
             Ok(settings)
@@ -96,7 +98,7 @@ fn refuse_passwords_in_file(path: &Path) -> Result<(), ConfigError> {
     }
 }
 
-fn describe_figment_error(error: figment::Error) -> ConfigError {
+fn describe_figment_error(error: figment::Error, path: Option<&Path>) -> ConfigError {
     let mut messages = Vec::new();
     for e in error {
         let key = e.path.join(".");
@@ -105,12 +107,41 @@ fn describe_figment_error(error: figment::Error) -> ConfigError {
         {
             return ConfigError::SecretInFile(key);
         }
-        let text = e.to_string();
-        messages.push(if key.is_empty() || text.contains(&key) {
-            text
-        } else {
-            format!("{key}: {text}")
-        });
+        let place = match &e.metadata {
+            Some(meta) => match &meta.source {
+                Some(source) => format!(" (from {source})"),
+                None => format!(" (from {})", meta.name),
+            },
+            None => String::new(),
+        };
+        messages.push(format!(
+            "{}: {}{place}",
+            describe_key(&e.path, path),
+            e.kind
+        ));
     }
     ConfigError::Problems(messages)
+}
+
+/// `forward.targets.0.kind` → ``forward.targets[0] (`jobs`): `kind` ``, so an error about a
+/// target names it.
+fn describe_key(key: &[String], path: Option<&Path>) -> String {
+    match key {
+        [forward, targets, index, rest @ ..] if forward == "forward" && targets == "targets" => {
+            let targets = path.and_then(|p| {
+                Figment::from(Toml::file_exact(p))
+                    .extract_inner::<Vec<figment::value::Dict>>("forward.targets")
+                    .ok()
+            });
+            let name = index
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| targets?.get(i)?.get("name")?.as_str().map(str::to_owned))
+                .map(|name| format!(" (`{name}`)"))
+                .unwrap_or_default();
+            format!("forward.targets[{index}]{name}: `{}`", rest.join("."))
+        }
+        [] => "configuration".to_owned(),
+        _ => key.join("."),
+    }
 }

@@ -77,25 +77,34 @@ impl Forwarder {
         }))
     }
 
-    /// Starts `workers` loops and the LISTEN task; all stop when `shutdown` fires, each
-    /// after finishing the batch in hand.
+    /// Starts `workers` loops per target and the LISTEN task; all stop when `shutdown`
+    /// fires, each after finishing the batch in hand. Each target has loops of its own, so
+    /// a target that hangs until its timeout holds back only its own deliveries.
     pub fn spawn(self: &Arc<Self>, workers: usize, shutdown: CancellationToken) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
-        if self.routes.is_empty() {
+        if self.routes.is_empty() || workers == 0 {
             return tasks;
         }
         let (wake, woken) = watch::channel(0u64);
         tasks.spawn(listen(self.pool.clone(), wake, shutdown.clone()));
-        for _ in 0..workers {
-            let (forwarder, woken, shutdown) = (self.clone(), woken.clone(), shutdown.clone());
-            tasks.spawn(async move { forwarder.run(woken, shutdown).await });
+        for name in &self.names {
+            for _ in 0..workers {
+                let (forwarder, woken, shutdown) = (self.clone(), woken.clone(), shutdown.clone());
+                let only = vec![name.clone()];
+                tasks.spawn(async move { forwarder.run(&only, woken, shutdown).await });
+            }
         }
         tasks
     }
 
-    async fn run(&self, mut woken: watch::Receiver<u64>, shutdown: CancellationToken) {
+    async fn run(
+        &self,
+        targets: &[String],
+        mut woken: watch::Receiver<u64>,
+        shutdown: CancellationToken,
+    ) {
         while !shutdown.is_cancelled() {
-            match self.step().await {
+            match self.step_for(targets).await {
                 Ok(step) if step.claimed as i64 == self.batch_size => continue,
                 Ok(_) => self.refresh_pending_gauge().await,
                 Err(error) => tracing::warn!(%error, "claiming deliveries failed; will retry"),
@@ -108,14 +117,25 @@ impl Forwarder {
         }
     }
 
-    /// Claims one batch, delivers it, records the outcomes.
+    /// Claims one batch for any target, delivers it, records the outcomes.
     pub async fn step(&self) -> Result<Step, sqlx::Error> {
-        let claimed =
-            deliveries::claim(&self.pool, self.batch_size, &self.names, self.lease).await?;
+        self.step_for(&self.names).await
+    }
+
+    async fn step_for(&self, targets: &[String]) -> Result<Step, sqlx::Error> {
+        let claimed = deliveries::claim(&self.pool, self.batch_size, targets, self.lease).await?;
         if claimed.is_empty() {
             return Ok(Step::default());
         }
-        let sends = claimed.iter().map(|c| self.attempt(c));
+        // Every attempt ends well inside the lease, so no other worker re-claims a row that
+        // is still being sent (the lease is also checked against target timeouts at start).
+        let deadline = tokio::time::Instant::now() + self.lease.mul_f64(0.8);
+        let sends = claimed.iter().map(|c| async move {
+            match tokio::time::timeout_at(deadline, self.attempt(c)).await {
+                Ok(outcome) => outcome,
+                Err(_) => self.failed(c, true, None, "not acknowledged within the lease".into()),
+            }
+        });
         let outcomes = futures_util::future::join_all(sends).await;
         let delivered = outcomes
             .iter()
@@ -146,23 +166,27 @@ impl Forwarder {
         };
         let outcome = match route.target.deliver(&message).await {
             Ok(()) => Outcome::Delivered,
-            Err(error) => {
-                let next = self.policy.next(
-                    claimed.attempts,
-                    route.max_attempts,
-                    error.retryable,
-                    error.retry_after,
-                );
-                match next {
-                    Next::RetryIn(after) => Outcome::Retry {
-                        after,
-                        error: error.message,
-                    },
-                    Next::Dead => Outcome::Dead {
-                        error: error.message,
-                    },
-                }
-            }
+            Err(e) => return self.failed(claimed, e.retryable, e.retry_after, e.message),
+        };
+        self.count(&claimed.target, &outcome);
+        outcome
+    }
+
+    /// A failed attempt: retry later, or dead when attempts are used up or it cannot succeed.
+    fn failed(
+        &self,
+        claimed: &Claimed,
+        retryable: bool,
+        retry_after: Option<Duration>,
+        error: String,
+    ) -> Outcome {
+        let max_attempts = self.routes[&claimed.target].max_attempts;
+        let outcome = match self
+            .policy
+            .next(claimed.attempts, max_attempts, retryable, retry_after)
+        {
+            Next::RetryIn(after) => Outcome::Retry { after, error },
+            Next::Dead => Outcome::Dead { error },
         };
         self.count(&claimed.target, &outcome);
         outcome
@@ -205,8 +229,12 @@ async fn listen(pool: PgPool, wake: watch::Sender<u64>, shutdown: CancellationTo
                 }
             }
         };
-        if listener.listen(deliveries::CHANNEL).await.is_err() {
-            continue;
+        if let Err(error) = listener.listen(deliveries::CHANNEL).await {
+            tracing::debug!(%error, "LISTEN failed; polling until it works");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                _ = shutdown.cancelled() => return,
+            }
         }
         loop {
             tokio::select! {

@@ -195,12 +195,22 @@ impl TestApp {
 
     /// Like [`TestApp::spawn_with`], with the test database at hand (to route it via a proxy).
     pub async fn spawn_through_db(adjust: impl FnOnce(&TestDb, &mut Settings)) -> Self {
+        Self::spawn_with_secrets(test_secrets(), adjust).await
+    }
+}
+
+impl TestApp {
+    /// Like [`TestApp::spawn_through_db`], with the secrets given (e.g. [`signing_secrets`]).
+    pub async fn spawn_with_secrets(
+        secrets: Secrets,
+        adjust: impl FnOnce(&TestDb, &mut Settings),
+    ) -> Self {
         init();
         let db = TestDb::create().await;
         let certs = Arc::new(TestCerts::generate());
         let mut settings = test_settings(&db, &certs);
         adjust(&db, &mut settings);
-        let app = Application::build(settings, test_secrets())
+        let app = Application::build(settings, secrets)
             .await
             .expect("building the app");
         let (port, admin_port) = (app.port(), app.admin_port());
@@ -269,4 +279,15 @@ pub fn event(id: &str) -> String {
 pub async fn assert_answer(response: reqwest::Response, status: u16, body: &str) {
     assert_eq!(response.status().as_u16(), status);
     assert_eq!(response.text().await.unwrap(), body);
+}
+
+/// The key forwarded messages are signed with in tests that turn signing on.
+pub const FORWARD_SIGNING_SECRET: &str = "fwd_test_signing_0123456789";
+
+/// [`test_secrets`] plus a forward signing key.
+pub fn signing_secrets() -> Secrets {
+    Secrets {
+        forward_signing: Some(SecretString::from(FORWARD_SIGNING_SECRET)),
+        ..test_secrets()
+    }
 }

@@ -1,0 +1,204 @@
+//! End-to-end forwarding: events posted over HTTPS reach real targets (an HTTP sink, Redis,
+//! NATS JetStream, RabbitMQ) through the Postgres outbox, with retries, leases, replay from
+//! the CLI and type routing. Shared fixtures live here; the tests in `forward/*.rs`.
+
+mod common;
+
+#[path = "forward/brokers.rs"]
+mod brokers;
+#[path = "forward/cli.rs"]
+mod cli;
+#[path = "forward/delivery.rs"]
+mod delivery;
+#[path = "forward/failures.rs"]
+mod failures;
+#[path = "forward/lease.rs"]
+mod lease;
+#[path = "forward/reconnect.rs"]
+mod reconnect;
+#[path = "forward/sink.rs"]
+mod sink;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use audian_receiver::config::{ForwardSettings, SecretUrl, TargetKind, TargetSettings};
+use common::TestApp;
+
+pub const REDIS_ADDR: &str = "127.0.0.1:6379";
+pub const AMQP_ADDR: &str = "127.0.0.1:5672";
+pub const NATS_ADDR: &str = "127.0.0.1:4222";
+
+/// Unique per test and per run, so parallel tests and leftovers of aborted runs never collide.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("{prefix}{:012x}", hasher.finish() & 0xffff_ffff_ffff)
+}
+
+/// A missing service must fail the test loudly, never skip it.
+pub async fn require_service(addr: &str, name: &str) {
+    let connect = tokio::net::TcpStream::connect(addr);
+    match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(_)) => {}
+        other => panic!(
+            "{name} is not reachable on {addr} ({other:?}); these tests need the real service running"
+        ),
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// An event body of the given type with multi-byte UTF-8 and odd spacing, so any re-encoding
+/// on the way to a target would show.
+pub fn typed_event(id: &str, event_type: &str) -> String {
+    format!(
+        "{{\"id\":\"{id}\", \"type\":\"{event_type}\",\r\n  \"data\":{{\"title\":\"Café 🎧\",\"amount\":1.50 }}}}\n"
+    )
+}
+
+/// Polls `check` every 50 ms until it yields a value; fails after 20 s naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after 20 s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Tiny backoffs and a fast poll, so retries happen within a test's patience.
+pub fn fast(forward: &mut ForwardSettings, targets: Vec<TargetSettings>) {
+    forward.workers = 2;
+    forward.lease_ms = 5_000;
+    forward.poll_interval_ms = 100;
+    forward.backoff_initial_ms = 20;
+    forward.backoff_max_ms = 200;
+    forward.max_attempts = 10;
+    forward.targets = targets;
+}
+
+pub fn target(name: &str, kind: TargetKind, url: &str) -> TargetSettings {
+    TargetSettings {
+        name: name.to_owned(),
+        kind,
+        event_types: vec!["*".to_owned()],
+        max_attempts: None,
+        url: Some(SecretUrl::new(url)),
+        timeout_ms: None,
+        subject: None,
+        exchange: None,
+        routing_key: None,
+        stream: None,
+    }
+}
+
+pub fn http_target(name: &str, url: &str) -> TargetSettings {
+    TargetSettings {
+        timeout_ms: Some(2_000),
+        ..target(name, TargetKind::Http, url)
+    }
+}
+
+pub fn redis_target(name: &str, addr: &str, stream: &str) -> TargetSettings {
+    TargetSettings {
+        stream: Some(stream.to_owned()),
+        ..target(name, TargetKind::Redis, &format!("redis://{addr}/"))
+    }
+}
+
+pub fn nats_target(name: &str, subject: &str) -> TargetSettings {
+    TargetSettings {
+        subject: Some(subject.to_owned()),
+        ..target(name, TargetKind::Nats, &format!("nats://{NATS_ADDR}"))
+    }
+}
+
+pub fn amqp_target(name: &str, addr: &str, exchange: &str, routing_key: &str) -> TargetSettings {
+    TargetSettings {
+        exchange: Some(exchange.to_owned()),
+        routing_key: Some(routing_key.to_owned()),
+        ..target(
+            name,
+            TargetKind::Amqp,
+            &format!("amqp://guest:guest@{addr}/%2f"),
+        )
+    }
+}
+
+/// One row of the outbox as a test looks at it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Delivery {
+    pub event_id: String,
+    pub target: String,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+pub async fn deliveries(app: &TestApp) -> Vec<Delivery> {
+    let mut conn = app.db.connect().await;
+    sqlx::query_as(
+        "SELECT event_id, target, state, attempts, last_error FROM deliveries \
+         ORDER BY event_id, target",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("reading deliveries")
+}
+
+pub async fn delivery(app: &TestApp, event_id: &str, target: &str) -> Option<Delivery> {
+    deliveries(app)
+        .await
+        .into_iter()
+        .find(|d| d.event_id == event_id && d.target == target)
+}
+
+/// Waits until there are exactly `rows` deliveries and all are delivered; on timeout the
+/// failure shows every row.
+pub async fn all_delivered(app: &TestApp, rows: usize) -> Vec<Delivery> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = deliveries(app).await;
+        if now.len() == rows && now.iter().all(|d| d.state == "delivered") {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after 20 s, not all {rows} deliveries are delivered: {now:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the row (event, target) is in `state`; returns it.
+pub async fn reaches_state(app: &TestApp, event_id: &str, target: &str, state: &str) -> Delivery {
+    let what = format!("delivery ({event_id}, {target}) to become {state}");
+    eventually(&what, || async {
+        delivery(app, event_id, target)
+            .await
+            .filter(|d| d.state == state)
+    })
+    .await
+}
+
+pub async fn post_ok(app: &TestApp, body: &str) {
+    let response = app.post_signed(body).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
