@@ -248,3 +248,51 @@ async fn start_request(
     tls.flush().await.unwrap();
     (tls, half)
 }
+
+const AMQP_TARGET: &str = "[tls]\nmode = \"self-signed\"\n[[forward.targets]]\nname = \"audit\"\nkind = \"amqp\"\nexchange = \"audian\"\nrouting_key = \"events.{type}\"\n";
+
+#[test]
+fn check_config_fills_url_placeholders_from_the_environment_and_redacts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        format!("{AMQP_TARGET}url = \"amqp://guest:${{RABBITMQ_PASSWORD}}@127.0.0.1:5672/%2f\"\n");
+    let config = write_config(dir.path(), &text);
+    let output = receiver(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .env("AUDIAN_WEBHOOK_SECRET", SECRET)
+        .env("RABBITMQ_PASSWORD", "rabbit-pw-42")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("amqp://guest:[redacted]@127.0.0.1:5672/%2f"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("rabbit-pw-42"));
+}
+
+#[test]
+fn check_config_refuses_a_literal_password_in_a_target_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{AMQP_TARGET}url = \"amqp://guest:guest-pw@127.0.0.1:5672/%2f\"\n");
+    let config = write_config(dir.path(), &text);
+    let output = receiver(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .env("AUDIAN_WEBHOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("forward.targets[0].url holds a password"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("guest-pw"));
+}

@@ -34,9 +34,9 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Whether the URL carries a password literally.
+/// Whether the URL carries a password literally (a `${NAME}` placeholder is not one).
 pub fn has_password(url: &str) -> bool {
-    password_span(url).is_some_and(|(start, end)| end > start)
+    password_span(url).is_some_and(|(start, end)| end > start && !url[start..end].starts_with("${"))
 }
 
 fn password_span(url: &str) -> Option<(usize, usize)> {
@@ -127,6 +127,7 @@ mod tests {
         assert!(has_password("amqp://guest:guest@h/"));
         assert!(!has_password("amqp://guest@h/"));
         assert!(!has_password("nats://127.0.0.1:4222"));
+        assert!(!has_password("amqp://guest:${RABBITMQ_PASSWORD}@h/"));
     }
 
     #[test]

@@ -172,8 +172,8 @@ impl Default for DatabaseSettings {
             max_connections: 16,
             acquire_timeout_ms: 2_000,
             write_timeout_ms: 5_000,
-            batch_max: 256,
-            writers: 4,
+            batch_max: 512,
+            writers: 2,
             migrate_on_start: true,
             create_database: true,
         }
@@ -241,8 +241,8 @@ pub struct ForwardSettings {
 impl Default for ForwardSettings {
     fn default() -> Self {
         Self {
-            workers: 4,
-            batch_size: 64,
+            workers: 2,
+            batch_size: 256,
             lease_ms: 30_000,
             poll_interval_ms: 1_000,
             backoff_initial_ms: 1_000,

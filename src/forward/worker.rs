@@ -19,6 +19,9 @@ use crate::intake::signature::sign;
 use crate::store::deliveries::{self, Claimed, Outcome};
 use crate::telemetry::{DeliveryLabels, Metrics};
 
+/// How long a woken worker waits for more deliveries before claiming.
+const GATHER: Duration = Duration::from_millis(10);
+
 /// A configured target with its own attempt limit.
 struct Route {
     target: Target,
@@ -110,7 +113,11 @@ impl Forwarder {
                 Err(error) => tracing::warn!(%error, "claiming deliveries failed; will retry"),
             }
             tokio::select! {
-                _ = woken.changed() => {}
+                _ = woken.changed() => {
+                    // Every intake commit notifies; a short pause lets a few commits' worth
+                    // of deliveries gather, so a claim moves a batch rather than one row.
+                    tokio::time::sleep(GATHER).await;
+                }
                 _ = tokio::time::sleep(self.poll_interval) => {}
                 _ = shutdown.cancelled() => {}
             }

@@ -53,7 +53,7 @@ impl EventWriter {
     /// committing what it already holds.
     pub fn start(pool: PgPool, batch_max: usize, writers: usize, timeout: Duration) -> Self {
         let (queue, receiver) = mpsc::channel(batch_max * writers * 4);
-        tokio::spawn(run(pool, receiver, batch_max, writers));
+        tokio::spawn(run(pool, receiver, batch_max, writers, timeout));
         Self { queue, timeout }
     }
 
@@ -78,6 +78,7 @@ async fn run(
     mut receiver: mpsc::Receiver<(NewEvent, Reply)>,
     batch_max: usize,
     writers: usize,
+    timeout: Duration,
 ) {
     let slots = Arc::new(Semaphore::new(writers));
     loop {
@@ -90,7 +91,7 @@ async fn run(
         }
         let pool = pool.clone();
         tokio::spawn(async move {
-            commit_batch(&pool, batch).await;
+            commit_batch(&pool, batch, timeout).await;
             drop(slot);
         });
     }
@@ -116,12 +117,14 @@ WITH input AS (
 )
 SELECT input.event_id,
        inserted.event_id IS NOT NULL AS is_new,
-       existing.payload_sha256 AS recorded_sha256,
+       -- A correlated lookup, not a join: the generic plan of a prepared statement cannot
+       -- know the batch is small and would otherwise scan the whole table.
+       CASE WHEN inserted.event_id IS NULL THEN
+           (SELECT e.payload_sha256 FROM events AS e WHERE e.event_id = input.event_id)
+       END AS recorded_sha256,
        (SELECT count(*) FROM notified) AS notified
 FROM input
 LEFT JOIN inserted USING (event_id)
-LEFT JOIN events AS existing
-       ON existing.event_id = input.event_id AND inserted.event_id IS NULL
 "#;
 
 /// What the statement says about one id of the batch.
@@ -133,7 +136,7 @@ struct StoredRow {
 }
 
 /// One statement, one commit for the whole batch; then every waiter gets its answer.
-async fn commit_batch(pool: &PgPool, batch: Vec<(NewEvent, Reply)>) {
+async fn commit_batch(pool: &PgPool, batch: Vec<(NewEvent, Reply)>, timeout: Duration) {
     // The same id twice in one batch: only the first goes to the database, the others
     // are answered as duplicates of it once it is committed.
     let mut seen = HashSet::with_capacity(batch.len());
@@ -141,7 +144,10 @@ async fn commit_batch(pool: &PgPool, batch: Vec<(NewEvent, Reply)>) {
         .iter()
         .map(|(event, _)| event)
         .filter(|e| seen.insert(e.id.as_str()));
-    let outcomes = insert(pool, unique).await.map(|rows| {
+    // A statement stuck on a dead connection must not hold this writer forever: past the
+    // deadline the connection is dropped (and the waiting requests already got 503).
+    let inserted = tokio::time::timeout(timeout, insert(pool, unique)).await;
+    let outcomes = inserted.unwrap_or(Err(WriteError::Timeout)).map(|rows| {
         rows.into_iter()
             .map(|row| (row.event_id.clone(), row))
             .collect::<HashMap<_, _>>()

@@ -36,7 +36,7 @@ pub struct AmqpTarget {
     exchange: ShortString,
     routing_key_template: String,
     redactor: Redactor,
-    /// Also serializes publishes, so each confirm (and return) is matched to its own delivery.
+    /// The current connection; held only while checking or replacing it.
     link: Mutex<Option<Link>>,
 }
 
@@ -68,8 +68,9 @@ impl AmqpTarget {
             "routing key",
         )?;
         let properties = properties(msg)?;
-        let mut link = self.link.lock().await;
-        let channel = self.usable_channel(&mut link).await?;
+        // The lock only guards (re)connecting: publishes share the channel and run
+        // concurrently, lapin pairing each confirm (and any return) with its own publish.
+        let channel = self.usable_channel(&mut *self.link.lock().await).await?;
         let options = BasicPublishOptions {
             mandatory: true,
             ..Default::default()
@@ -92,8 +93,15 @@ impl AmqpTarget {
             ),
             Err(_) => "AMQP publisher confirm timed out".to_owned(),
         };
-        // Unknown channel state after a timeout or error: start from a fresh connection next time.
-        *link = None;
+        // Unknown channel state after a timeout or error: start from a fresh connection next
+        // time (unless another delivery already replaced this channel).
+        let mut link = self.link.lock().await;
+        if link
+            .as_ref()
+            .is_some_and(|l| l.channel.id() == channel.id())
+        {
+            *link = None;
+        }
         Err(DeliveryError::retryable(failure))
     }
 
