@@ -40,14 +40,15 @@ const CLAIM: &str = r#"
 WITH due AS (
     SELECT event_id, target FROM deliveries
     WHERE state = 'pending' AND next_attempt_at <= now() AND target = ANY($2)
+      AND (lease_until IS NULL OR lease_until <= now())
     ORDER BY next_attempt_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
+-- Only unindexed columns change, so the row can be updated in place (HOT).
 UPDATE deliveries AS d
 SET attempts = d.attempts + 1,
-    lease_until = now() + make_interval(secs => $3),
-    next_attempt_at = now() + make_interval(secs => $3)
+    lease_until = now() + make_interval(secs => $3)
 FROM due JOIN events AS e USING (event_id)
 WHERE d.event_id = due.event_id AND d.target = due.target
 RETURNING d.event_id, d.target, d.attempts, e.event_type, e.payload, e.received_at
