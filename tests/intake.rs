@@ -345,3 +345,28 @@ async fn admin_reports_alive_and_ready() {
     let ready = reqwest::get(format!("{}/readyz", app.admin)).await.unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+#[tokio::test]
+async fn serve_creates_the_database_named_in_the_url_when_it_is_missing() {
+    let created = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let name = created.clone();
+    let app = TestApp::spawn_through_db(move |db, s| {
+        let missing = format!("{}_created", db.name);
+        s.database.url =
+            audian_receiver::config::SecretUrl::new(&db.url().replace(&db.name, &missing));
+        *name.lock().unwrap() = missing;
+    })
+    .await;
+    assert_answer(app.post_signed(&event("evt_created_db")).await, 200, OK).await;
+    let missing = created.lock().unwrap().clone();
+    drop(app);
+    // The database exists and holds the event; then it is dropped like any test database.
+    let extra = common::TestDb { name: missing };
+    let mut conn = extra.connect().await;
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_id = 'evt_created_db'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(stored, 1);
+}
