@@ -29,6 +29,15 @@ fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs `check-config` on a file holding `text`, with only `env` set.
+fn check_config(text: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), text);
+    let mut command = receiver(dir.path());
+    command.args(["check-config", "--config"]).arg(&config);
+    command.envs(env.iter().copied()).output().unwrap()
+}
+
 #[test]
 fn sign_prints_the_signature_of_stdin() {
     let dir = tempfile::tempdir().unwrap();
@@ -64,17 +73,10 @@ fn serve_without_a_secret_exits_2_naming_the_variable() {
 
 #[test]
 fn check_config_rejects_an_unknown_key_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
+    let output = check_config(
         "[server]\nlisten = \"127.0.0.1:8443\"\nlistn = 1\n",
+        &[("AUDIAN_WEBHOOK_SECRET", SECRET)],
     );
-    let output = receiver(dir.path())
-        .args(["check-config", "--config"])
-        .arg(&config)
-        .env("AUDIAN_WEBHOOK_SECRET", SECRET)
-        .output()
-        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("listn"), "{stderr}");
@@ -82,14 +84,10 @@ fn check_config_rejects_an_unknown_key_naming_it() {
 
 #[test]
 fn check_config_refuses_a_secret_written_in_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "[server]\nwebhook_secret = \"hunter2\"\n");
-    let output = receiver(dir.path())
-        .args(["check-config", "--config"])
-        .arg(&config)
-        .env("AUDIAN_WEBHOOK_SECRET", SECRET)
-        .output()
-        .unwrap();
+    let output = check_config(
+        "[server]\nwebhook_secret = \"hunter2\"\n",
+        &[("AUDIAN_WEBHOOK_SECRET", SECRET)],
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -101,19 +99,15 @@ fn check_config_refuses_a_secret_written_in_the_file() {
 
 #[test]
 fn check_config_prints_the_effective_config_with_secrets_redacted() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "[tls]\nmode = \"self-signed\"\n");
-    let output = receiver(dir.path())
-        .args(["check-config", "--config"])
-        .arg(&config)
-        .env("AUDIAN_WEBHOOK_SECRET", SECRET)
-        .env(
+    let env = [
+        ("AUDIAN_WEBHOOK_SECRET", SECRET),
+        (
             "DATABASE_URL",
             "postgres://app:db-password-123@127.0.0.1:5432/x",
-        )
-        .env("AUDIAN_RECEIVER__SERVER__MAX_BODY_BYTES", "2048")
-        .output()
-        .unwrap();
+        ),
+        ("AUDIAN_RECEIVER__SERVER__MAX_BODY_BYTES", "2048"),
+    ];
+    let output = check_config("[tls]\nmode = \"self-signed\"\n", &env);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -131,17 +125,10 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
 
 #[test]
 fn check_config_lists_every_problem_and_exits_non_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
+    let output = check_config(
         "[server]\npath = \"webhook\"\n[tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n",
+        &[("AUDIAN_WEBHOOK_SECRET", SECRET)],
     );
-    let output = receiver(dir.path())
-        .args(["check-config", "--config"])
-        .arg(&config)
-        .env("AUDIAN_WEBHOOK_SECRET", SECRET)
-        .output()
-        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     for key in ["server.path", "tls.cert", "tls.key"] {
@@ -253,17 +240,13 @@ const AMQP_TARGET: &str = "[tls]\nmode = \"self-signed\"\n[[forward.targets]]\nn
 
 #[test]
 fn check_config_fills_url_placeholders_from_the_environment_and_redacts_them() {
-    let dir = tempfile::tempdir().unwrap();
     let text =
         format!("{AMQP_TARGET}url = \"amqp://guest:${{RABBITMQ_PASSWORD}}@127.0.0.1:5672/%2f\"\n");
-    let config = write_config(dir.path(), &text);
-    let output = receiver(dir.path())
-        .args(["check-config", "--config"])
-        .arg(&config)
-        .env("AUDIAN_WEBHOOK_SECRET", SECRET)
-        .env("RABBITMQ_PASSWORD", "rabbit-pw-42")
-        .output()
-        .unwrap();
+    let env = [
+        ("AUDIAN_WEBHOOK_SECRET", SECRET),
+        ("RABBITMQ_PASSWORD", "rabbit-pw-42"),
+    ];
+    let output = check_config(&text, &env);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -279,15 +262,8 @@ fn check_config_fills_url_placeholders_from_the_environment_and_redacts_them() {
 
 #[test]
 fn check_config_refuses_a_literal_password_in_a_target_url() {
-    let dir = tempfile::tempdir().unwrap();
     let text = format!("{AMQP_TARGET}url = \"amqp://guest:guest-pw@127.0.0.1:5672/%2f\"\n");
-    let config = write_config(dir.path(), &text);
-    let output = receiver(dir.path())
-        .args(["check-config", "--config"])
-        .arg(&config)
-        .env("AUDIAN_WEBHOOK_SECRET", SECRET)
-        .output()
-        .unwrap();
+    let output = check_config(&text, &[("AUDIAN_WEBHOOK_SECRET", SECRET)]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -16,39 +16,16 @@ mod failures;
 mod lease;
 #[path = "forward/reconnect.rs"]
 mod reconnect;
+#[path = "common/services.rs"]
+mod services;
 #[path = "forward/sink.rs"]
 mod sink;
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+pub use services::{AMQP_ADDR, NATS_ADDR, REDIS_ADDR, require_service, unique};
 use std::time::Duration;
 
 use audian_receiver::config::{ForwardSettings, SecretUrl, TargetKind, TargetSettings};
 use common::TestApp;
-
-pub const REDIS_ADDR: &str = "127.0.0.1:6379";
-pub const AMQP_ADDR: &str = "127.0.0.1:5672";
-pub const NATS_ADDR: &str = "127.0.0.1:4222";
-
-/// Unique per test and per run, so parallel tests and leftovers of aborted runs never collide.
-pub fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    format!("{prefix}{:012x}", hasher.finish() & 0xffff_ffff_ffff)
-}
-
-/// A missing service must fail the test loudly, never skip it.
-pub async fn require_service(addr: &str, name: &str) {
-    let connect = tokio::net::TcpStream::connect(addr);
-    match tokio::time::timeout(Duration::from_secs(3), connect).await {
-        Ok(Ok(_)) => {}
-        other => panic!(
-            "{name} is not reachable on {addr} ({other:?}); these tests need the real service running"
-        ),
-    }
-}
 
 /// A port nothing listens on (bound, then released).
 pub fn free_port() -> u16 {

@@ -12,20 +12,16 @@ mod proxy;
 mod reconnect;
 #[path = "targets/redis.rs"]
 mod redis;
+#[path = "common/services.rs"]
+mod services;
 #[path = "targets/template.rs"]
 mod template;
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+pub use services::{AMQP_ADDR, NATS_ADDR, REDIS_ADDR, require_service, unique};
 use std::time::Duration;
 
 use audian_receiver::forward::targets::{DeliveryError, Message, Target};
 use bytes::Bytes;
-
-pub const REDIS_ADDR: &str = "127.0.0.1:6379";
-pub const AMQP_ADDR: &str = "127.0.0.1:5672";
-pub const NATS_ADDR: &str = "127.0.0.1:4222";
 
 /// JSON with multi-byte UTF-8 and odd whitespace, so any re-encoding of the body would show.
 pub fn sample_payload() -> Bytes {
@@ -48,27 +44,8 @@ pub fn message<'a>(
 
 pub const RECEIVED_AT: &str = "2024-05-01T12:34:56.789Z";
 
-/// Unique per test and per run, so parallel tests and leftovers of aborted runs never collide.
-pub fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    format!("{prefix}{:012x}", hasher.finish() & 0xffff_ffff_ffff)
-}
-
 pub fn init() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// A missing service must fail the test loudly, never skip it.
-pub async fn require_service(addr: &str, name: &str) {
-    let connect = tokio::net::TcpStream::connect(addr);
-    match tokio::time::timeout(Duration::from_secs(3), connect).await {
-        Ok(Ok(_)) => {}
-        other => panic!(
-            "{name} is not reachable on {addr} ({other:?}); these tests need the real service running"
-        ),
-    }
 }
 
 /// Retries retryable failures a few times, as the worker would; returns how many attempts failed.
