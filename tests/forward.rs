@@ -42,22 +42,12 @@ pub fn typed_event(id: &str, event_type: &str) -> String {
 }
 
 /// Polls `check` every 50 ms until it yields a value; fails after 20 s naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after 20 s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    services::poll_within(what, Duration::from_secs(20), check).await
 }
 
 /// Tiny backoffs and a fast poll, so retries happen within a test's patience.

@@ -69,21 +69,11 @@ pub fn expect_retryable(result: Result<(), DeliveryError>) -> DeliveryError {
     err
 }
 
-/// Polls `check` every 50 ms until it yields a value or the deadline passes.
-pub async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` every 50 ms until it yields a value; fails after 5 s naming `what`.
+pub async fn poll<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    services::poll_within(what, Duration::from_secs(5), check).await
 }

@@ -171,12 +171,13 @@ impl Forwarder {
             payload: &payload,
             signature: signature.as_deref(),
         };
-        let outcome = match route.target.deliver(&message).await {
-            Ok(()) => Outcome::Delivered,
-            Err(e) => return self.failed(claimed, e.retryable, e.retry_after, e.message),
-        };
-        self.count(&claimed.target, &outcome);
-        outcome
+        match route.target.deliver(&message).await {
+            Ok(()) => {
+                self.count(&claimed.target, &Outcome::Delivered);
+                Outcome::Delivered
+            }
+            Err(e) => self.failed(claimed, e.retryable, e.retry_after, e.message),
+        }
     }
 
     /// A failed attempt: retry later, or dead when attempts are used up or it cannot succeed.

@@ -1,5 +1,6 @@
 //! Where the machine's shared brokers listen, a check that fails loudly when one is down,
-//! and names unique enough that parallel tests never share a stream, subject or queue.
+//! names unique enough that parallel tests never share a stream, subject or queue, and the
+//! bounded polling the tests wait with.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -26,5 +27,24 @@ pub async fn require_service(addr: &str, name: &str) {
         other => panic!(
             "{name} is not reachable on {addr} ({other:?}); these tests need the real service running"
         ),
+    }
+}
+
+/// Polls `check` every 50 ms until it yields a value; fails after `within`, naming `what`.
+pub async fn poll_within<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
