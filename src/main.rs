@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use audian_receiver::cli::{Cli, Command};
 use audian_receiver::commands::{self, CommandError};
-use audian_receiver::config::{LogSettings, Settings};
+use audian_receiver::config::{LogSettings, Scope, Settings};
 use audian_receiver::telemetry;
 
 fn main() -> ExitCode {
@@ -37,19 +37,21 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             Ok(())
         }
         Command::Serve(args) => {
-            let settings = load(args.config.as_deref())?;
+            let settings = load(args.config.as_deref(), Scope::Everything)?;
             commands::serve(settings, shutdown_on_signal()).await
         }
-        Command::Migrate(args) => commands::migrate(&load(args.config.as_deref())?).await,
+        Command::Migrate(args) => {
+            commands::migrate(&load(args.config.as_deref(), Scope::DatabaseOnly)?).await
+        }
         Command::Events { config, command } => {
-            let settings = load(config.config.as_deref())?;
+            let settings = load(config.config.as_deref(), Scope::DatabaseOnly)?;
             commands::events::run(&settings, command).await
         }
     }
 }
 
-fn load(path: Option<&std::path::Path>) -> Result<Settings, CommandError> {
-    let settings = Settings::load(path);
+fn load(path: Option<&std::path::Path>, scope: Scope) -> Result<Settings, CommandError> {
+    let settings = Settings::load(path, scope);
     let log = settings
         .as_ref()
         .map(|s| s.log.clone())

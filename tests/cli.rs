@@ -272,3 +272,22 @@ fn check_config_refuses_a_literal_password_in_a_target_url() {
     );
     assert!(!stderr.contains("guest-pw"));
 }
+
+#[tokio::test]
+async fn migrate_and_events_do_not_need_the_listener_certificate() {
+    common::init();
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    // tls.mode defaults to "rustls" and the certificate files do not exist here.
+    let config = write_config(dir.path(), &format!("[database]\nurl = {:?}\n", db.url()));
+    for args in [&["migrate"][..], &["events", "list"][..]] {
+        let output = receiver(dir.path())
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+    }
+}

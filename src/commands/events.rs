@@ -49,14 +49,9 @@ fn line(row: &deliveries::DeliveryRow) -> String {
 }
 
 async fn show(pool: &PgPool, id: &str) -> Result<(), CommandError> {
-    let event: Option<(String, time::OffsetDateTime, i32, Vec<u8>)> = sqlx::query_as(
-        "SELECT event_type, received_at, octet_length(payload), payload_sha256 \
-         FROM events WHERE event_id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-    .context("reading the event")?;
+    let event = deliveries::event_summary(pool, id)
+        .await
+        .context("reading the event")?;
     let (event_type, received_at, size, sha) =
         event.ok_or_else(|| CommandError::Usage(format!("no event with id {id:?}")))?;
     println!("event_id:    {id}");

@@ -9,7 +9,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, Secrets, Settings, read_secret};
+use crate::config::{ConfigError, Scope, Secrets, Settings, read_secret};
 use crate::intake::signature;
 use crate::server::Application;
 use crate::store;
@@ -68,7 +68,7 @@ pub async fn migrate(settings: &Settings) -> Result<(), CommandError> {
 
 /// `check-config`: the effective configuration with secrets redacted, or every problem.
 pub fn check_config(path: Option<&std::path::Path>) -> Result<String, CommandError> {
-    let settings = Settings::load(path)?;
+    let settings = Settings::load(path, Scope::Everything)?;
     let secrets = Secrets::from_env()?;
     let mut out = toml::to_string_pretty(&settings).context("printing the configuration")?;
     out.push_str("\n# secrets (from the environment; values never printed)\n");

@@ -19,6 +19,14 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 
+/// Which checks a command needs: only `serve` (and `check-config`) use the listeners, so
+/// `migrate` and `events` must not fail on a certificate they never read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Everything,
+    DatabaseOnly,
+}
+
 /// Everything that can be wrong with the configuration, each naming the key and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -38,8 +46,9 @@ pub enum ConfigError {
 
 impl Settings {
     /// Loads defaults → `path` (if given) → `AUDIAN_RECEIVER__SECTION__KEY` → `DATABASE_URL`,
-    /// then validates. A `.env` in the working directory has already been read by `main`.
-    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+    /// then validates what `scope` needs. A `.env` in the working directory has already been
+    /// read by `main`.
+    pub fn load(path: Option<&Path>, scope: Scope) -> Result<Settings, ConfigError> {
         let mut figment = Figment::new();
         if let Some(path) = path {
             if !path.exists() {
@@ -55,7 +64,7 @@ impl Settings {
         let settings: Settings = figment
             .extract()
             .map_err(|e| describe_figment_error(e, path))?;
-        let problems = settings.problems();
+        let problems = settings.problems(scope);
         if problems.is_empty() {
             Ok(settings)
         } else {
@@ -64,10 +73,12 @@ impl Settings {
     }
 
     /// Every problem found, so an operator fixes them all in one go.
-    pub fn problems(&self) -> Vec<String> {
+    pub fn problems(&self, scope: Scope) -> Vec<String> {
         let mut problems = Vec::new();
         self.server.check(&mut problems);
-        self.tls.check(&mut problems);
+        if scope == Scope::Everything {
+            self.tls.check(&mut problems);
+        }
         self.database.check(&mut problems);
         self.forward.check(&mut problems);
         problems

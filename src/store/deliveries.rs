@@ -165,6 +165,20 @@ fn select_where(condition: &str) -> String {
     format!("{SELECT_ROWS} WHERE {condition}")
 }
 
+/// An event as `events show` prints it: type, received at, payload size and SHA-256.
+pub async fn event_summary(
+    pool: &PgPool,
+    event_id: &str,
+) -> Result<Option<(String, OffsetDateTime, i32, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT event_type, received_at, octet_length(payload), payload_sha256 \
+         FROM events WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(pool)
+    .await
+}
+
 /// Which of `ids` are not recorded events.
 pub async fn unknown_events(pool: &PgPool, ids: &[String]) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
