@@ -21,17 +21,11 @@ mod services;
 #[path = "forward/sink.rs"]
 mod sink;
 
-pub use services::{AMQP_ADDR, NATS_ADDR, REDIS_ADDR, require_service, unique};
+pub use services::{AMQP_ADDR, NATS_ADDR, REDIS_ADDR, free_port, require_service, unique};
 use std::time::Duration;
 
 use audian_receiver::config::{ForwardSettings, SecretUrl, TargetKind, TargetSettings};
 use common::TestApp;
-
-/// A port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// An event body of the given type with multi-byte UTF-8 and odd spacing, so any re-encoding
 /// on the way to a target would show.

@@ -17,7 +17,7 @@ mod services;
 #[path = "targets/template.rs"]
 mod template;
 
-pub use services::{AMQP_ADDR, NATS_ADDR, REDIS_ADDR, require_service, unique};
+pub use services::{AMQP_ADDR, NATS_ADDR, REDIS_ADDR, free_port, require_service, unique};
 use std::time::Duration;
 
 use audian_receiver::forward::targets::{DeliveryError, Message, Target};

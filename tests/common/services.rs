@@ -48,3 +48,16 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A port nothing listens on, which a test may bind later. It is picked below Linux's
+/// ephemeral range (32768–60999): a port the OS handed out for `:0` and we released could be
+/// handed to another parallel test's listener or outgoing connection before we bind it again.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let port = rand::random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found in 20000..32000 after 100 tries");
+}

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::{RECEIVED_AT, expect_retryable, init, message, sample_payload};
+use crate::{RECEIVED_AT, expect_retryable, free_port, init, message, sample_payload};
 
 #[derive(Clone, Default)]
 struct Seen(Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>);
@@ -143,10 +143,7 @@ async fn http_429_with_retry_after_seconds_sets_retry_after() {
 #[tokio::test]
 async fn http_unreachable_port_is_retryable_and_hides_the_password() {
     init();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let url = format!("http://user:hunter2secret@127.0.0.1:{port}/hook");
     let payload = sample_payload();
     let err = expect_retryable(target(&url).deliver(&message("e", &payload, None)).await);

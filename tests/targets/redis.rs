@@ -8,7 +8,9 @@ use redis::Value;
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamRangeReply;
 
-use crate::{RECEIVED_AT, REDIS_ADDR, init, message, require_service, sample_payload, unique};
+use crate::{
+    RECEIVED_AT, REDIS_ADDR, free_port, init, message, require_service, sample_payload, unique,
+};
 
 pub async fn redis_connection() -> MultiplexedConnection {
     init();
@@ -90,10 +92,7 @@ async fn redis_xadd_stores_every_field_and_the_exact_payload_bytes() {
 #[tokio::test]
 async fn redis_target_with_an_unreachable_server_is_retryable_and_hides_the_password() {
     init();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let url = format!("redis://:topsecretpw@127.0.0.1:{port}/");
     let target = Target::Redis(
         RedisTarget::new(&url, "never-written").expect("no connection at construction"),
