@@ -6,12 +6,13 @@ use std::collections::HashSet;
 use audian_receiver::config::TargetSettings;
 use audian_receiver::intake::signature::sign;
 
-use crate::brokers::{AmqpQueue, Consumed, JsStream, RedisStream};
-use crate::common::{FORWARD_SIGNING_SECRET, TestApp, signing_secrets};
-use crate::sink::Sink;
-use crate::{
-    AMQP_ADDR, REDIS_ADDR, all_delivered, amqp_target, deliveries, fast, http_target, nats_target,
-    post_ok, redis_target, typed_event, unique,
+use super::{
+    all_delivered, amqp_target, deliveries, fast, http_target, nats_target, post_ok, redis_target,
+    typed_event,
+};
+use crate::fixtures::{
+    AMQP_ADDR, AmqpQueue, Consumed, FORWARD_SIGNING_SECRET, JsStream, REDIS_ADDR, RedisStream,
+    Sink, TestApp, signing_secrets, unique,
 };
 
 /// Each id of `bodies` exactly once, with the exact bytes and the forward signature.
@@ -48,7 +49,7 @@ async fn every_target_kind_receives_every_event_exactly_once_with_the_original_b
     let targets = vec![
         http_target("http", &sink.url),
         redis_target("redis", REDIS_ADDR, &redis.name),
-        nats_target("nats", &format!("{}.{{type}}", nats.prefix)),
+        nats_target("nats", &nats.subject("{type}")),
         amqp_target("amqp", AMQP_ADDR, &amqp.exchange, "fwd.{type}"),
     ];
     let app =

@@ -1,9 +1,8 @@
 //! The request path of DESIGN §1, row by row, against a real Postgres over real TLS.
 
-mod common;
-
 use audian_receiver::intake::signature::sign;
-use common::{PREVIOUS_SECRET, SECRET, TestApp, assert_answer, event};
+
+use crate::fixtures::{PREVIOUS_SECRET, SECRET, TestApp, TestDb, assert_answer, event};
 
 const OK: &str = r#"{"status":"ok"}"#;
 const INVALID_SIGNATURE: &str = r#"{"error":"Invalid signature"}"#;
@@ -361,7 +360,7 @@ async fn serve_creates_the_database_named_in_the_url_when_it_is_missing() {
     let missing = created.lock().unwrap().clone();
     drop(app);
     // The database exists and holds the event; then it is dropped like any test database.
-    let extra = common::TestDb { name: missing };
+    let extra = TestDb::adopt(missing);
     let mut conn = extra.connect().await;
     let stored: i64 =
         sqlx::query_scalar("SELECT count(*) FROM events WHERE event_id = 'evt_created_db'")

@@ -4,12 +4,9 @@ use audian_receiver::forward::targets::Target;
 use audian_receiver::forward::targets::nats::NatsTarget;
 use audian_receiver::forward::targets::redis::RedisTarget;
 
-use crate::amqp::Fixture;
-use crate::proxy::Proxy;
-use crate::{
-    AMQP_ADDR, NATS_ADDR, REDIS_ADDR, deliver_eventually, expect_retryable, message,
-    sample_payload, unique,
-};
+use super::amqp::{amqp_target, bound_queue};
+use super::{deliver_eventually, expect_retryable, message, sample_payload};
+use crate::fixtures::{AMQP_ADDR, JsStream, NATS_ADDR, Proxy, REDIS_ADDR, RedisStream};
 
 /// Down at first (refused), then up, then cut: every phase must end in a delivery.
 async fn exercise(proxy: &Proxy, target: &Target) {
@@ -29,14 +26,14 @@ async fn exercise(proxy: &Proxy, target: &Target) {
 
 #[tokio::test]
 async fn redis_target_connects_once_redis_is_reachable_and_recovers_after_a_cut() {
-    let mut conn = crate::redis::redis_connection().await;
+    let stream = RedisStream::new().await;
     let proxy = Proxy::start(REDIS_ADDR).await;
-    let stream = unique("test:audian:");
     let url = format!("redis://{}/", proxy.addr());
-    let target = Target::Redis(RedisTarget::new(&url, &stream).unwrap());
+    let target = Target::Redis(RedisTarget::new(&url, &stream.name).unwrap());
     exercise(&proxy, &target).await;
 
-    let ids: Vec<Vec<u8>> = crate::redis::entries(&mut conn, &stream)
+    let ids: Vec<Vec<u8>> = stream
+        .fields()
         .await
         .into_iter()
         .filter_map(|mut fields| fields.remove("id"))
@@ -45,19 +42,18 @@ async fn redis_target_connects_once_redis_is_reachable_and_recovers_after_a_cut(
         ids.contains(&b"evt-up".to_vec()) && ids.contains(&b"evt-after-cut".to_vec()),
         "{ids:?}"
     );
-    crate::redis::delete(&mut conn, &stream).await;
 }
 
 #[tokio::test]
 async fn amqp_target_connects_once_rabbitmq_is_reachable_and_recovers_after_a_cut() {
-    let fixture = Fixture::new().await;
+    let queue = bound_queue().await;
     let proxy = Proxy::start(AMQP_ADDR).await;
-    let target = fixture.target(&proxy.addr(), "audian.{type}");
+    let target = amqp_target(&queue, &proxy.addr(), "audian.{type}");
     exercise(&proxy, &target).await;
 
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let delivery = fixture.next_message().await;
+        let delivery = queue.next_delivery().await;
         ids.push(
             delivery
                 .properties
@@ -71,20 +67,16 @@ async fn amqp_target_connects_once_rabbitmq_is_reachable_and_recovers_after_a_cu
         ids.contains(&"evt-up".to_owned()) && ids.contains(&"evt-after-cut".to_owned()),
         "{ids:?}"
     );
-    fixture.delete().await;
 }
 
 #[tokio::test]
 async fn nats_target_connects_once_nats_is_reachable_and_recovers_after_a_cut() {
-    let js = crate::nats::jetstream_context().await;
-    let prefix = unique("test_");
-    let (stream, name) = crate::nats::create_stream(&js, &prefix).await;
+    let stream = JsStream::new().await;
     let proxy = Proxy::start(NATS_ADDR).await;
     let url = format!("nats://{}", proxy.addr());
-    let target = Target::Nats(NatsTarget::new(&url, &format!("{prefix}.{{type}}")).unwrap());
+    let target = Target::Nats(NatsTarget::new(&url, &stream.subject("{type}")).unwrap());
     exercise(&proxy, &target).await;
 
     // Retries reuse the event id, so JetStream keeps exactly one copy of each.
-    assert_eq!(crate::nats::message_count(&stream).await, 2);
-    js.delete_stream(&name).await.expect("delete test stream");
+    assert_eq!(stream.count().await, 2);
 }

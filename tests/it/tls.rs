@@ -1,12 +1,12 @@
 //! The public listener speaks TLS 1.2 and 1.3 only, with the configured certificate.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, assert_answer, event};
+use audian_receiver::intake::signature::sign;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::fixtures::{SECRET, TestApp, TestCerts, assert_answer, event};
 
 #[tokio::test]
 async fn accepts_tls_1_2_and_tls_1_3_clients() {
@@ -25,10 +25,7 @@ async fn accepts_tls_1_2_and_tls_1_3_clients() {
             .post(format!("{}/webhook", app.base))
             .header(
                 "x-audian-signature",
-                audian_receiver::intake::signature::sign(
-                    common::SECRET.as_bytes(),
-                    body.as_bytes(),
-                ),
+                sign(SECRET.as_bytes(), body.as_bytes()),
             )
             .body(body)
             .send()
@@ -41,7 +38,7 @@ async fn accepts_tls_1_2_and_tls_1_3_clients() {
 #[tokio::test]
 async fn refuses_tls_1_0_and_tls_1_1_with_a_fatal_alert() {
     let app = TestApp::spawn().await;
-    let port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
+    let port = app.port();
     // The control: the very same hello offering TLS 1.2 gets a ServerHello (record type
     // 22), so the alerts below are about the version and nothing else.
     assert_eq!(
@@ -79,7 +76,7 @@ async fn first_record(port: u16, minor: u8) -> [u8; 7] {
 #[tokio::test]
 async fn refuses_a_client_that_does_not_trust_the_certificate() {
     let app = TestApp::spawn().await;
-    let other_ca = common::TestCerts::generate();
+    let other_ca = TestCerts::generate();
     let response = other_ca
         .client()
         .post(format!("{}/webhook", app.base))

@@ -3,11 +3,8 @@
 
 use audian_receiver::config::TargetSettings;
 
-use crate::brokers::{AmqpQueue, Consumed, RedisStream};
-use crate::common::{TestApp, proxy::Proxy};
-use crate::{
-    AMQP_ADDR, REDIS_ADDR, amqp_target, fast, post_ok, reaches_state, redis_target, typed_event,
-};
+use super::{amqp_target, fast, post_ok, reaches_state, redis_target, typed_event};
+use crate::fixtures::{AMQP_ADDR, AmqpQueue, Consumed, Proxy, REDIS_ADDR, RedisStream, TestApp};
 
 /// Delivers one event, cuts every connection through `proxy`, delivers another.
 async fn deliver_across_a_cut(proxy: &Proxy, target: TargetSettings) {

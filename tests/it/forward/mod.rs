@@ -1,31 +1,16 @@
 //! End-to-end forwarding: events posted over HTTPS reach real targets (an HTTP sink, Redis,
 //! NATS JetStream, RabbitMQ) through the Postgres outbox, with retries, leases, replay from
-//! the CLI and type routing. Shared fixtures live here; the tests in `forward/*.rs`.
+//! the CLI and type routing. The outbox as tests see it lives here; the tests in `forward/*.rs`.
 
-mod common;
-
-#[path = "forward/brokers.rs"]
-mod brokers;
-#[path = "forward/cli.rs"]
 mod cli;
-#[path = "forward/delivery.rs"]
 mod delivery;
-#[path = "forward/failures.rs"]
 mod failures;
-#[path = "forward/lease.rs"]
 mod lease;
-#[path = "forward/reconnect.rs"]
 mod reconnect;
-#[path = "common/services.rs"]
-mod services;
-#[path = "forward/sink.rs"]
-mod sink;
-
-pub use services::{AMQP_ADDR, NATS_ADDR, REDIS_ADDR, free_port, require_service, unique};
-use std::time::Duration;
 
 use audian_receiver::config::{ForwardSettings, SecretUrl, TargetKind, TargetSettings};
-use common::TestApp;
+
+use crate::fixtures::{NATS_ADDR, TestApp, amqp_url, eventually};
 
 /// An event body of the given type with multi-byte UTF-8 and odd spacing, so any re-encoding
 /// on the way to a target would show.
@@ -33,15 +18,6 @@ pub fn typed_event(id: &str, event_type: &str) -> String {
     format!(
         "{{\"id\":\"{id}\", \"type\":\"{event_type}\",\r\n  \"data\":{{\"title\":\"Café 🎧\",\"amount\":1.50 }}}}\n"
     )
-}
-
-/// Polls `check` every 50 ms until it yields a value; fails after 20 s naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    services::poll_within(what, Duration::from_secs(20), check).await
 }
 
 /// Tiny backoffs and a fast poll, so retries happen within a test's patience.
@@ -55,7 +31,7 @@ pub fn fast(forward: &mut ForwardSettings, targets: Vec<TargetSettings>) {
     forward.targets = targets;
 }
 
-pub fn target(name: &str, kind: TargetKind, url: &str) -> TargetSettings {
+fn target(name: &str, kind: TargetKind, url: &str) -> TargetSettings {
     TargetSettings {
         name: name.to_owned(),
         kind,
@@ -95,11 +71,7 @@ pub fn amqp_target(name: &str, addr: &str, exchange: &str, routing_key: &str) ->
     TargetSettings {
         exchange: Some(exchange.to_owned()),
         routing_key: Some(routing_key.to_owned()),
-        ..target(
-            name,
-            TargetKind::Amqp,
-            &format!("amqp://guest:guest@{addr}/%2f"),
-        )
+        ..target(name, TargetKind::Amqp, &amqp_url(addr))
     }
 }
 
@@ -134,27 +106,26 @@ pub async fn delivery(app: &TestApp, event_id: &str, target: &str) -> Option<Del
 /// Waits until there are exactly `rows` deliveries and all are delivered; on timeout the
 /// failure shows every row.
 pub async fn all_delivered(app: &TestApp, rows: usize) -> Vec<Delivery> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let what = format!("all {rows} deliveries to be delivered");
+    eventually(what, || async {
         let now = deliveries(app).await;
         if now.len() == rows && now.iter().all(|d| d.state == "delivered") {
-            return now;
+            Ok(now)
+        } else {
+            Err(format!("{now:#?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "after 20 s, not all {rows} deliveries are delivered: {now:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Waits until the row (event, target) is in `state`; returns it.
 pub async fn reaches_state(app: &TestApp, event_id: &str, target: &str, state: &str) -> Delivery {
     let what = format!("delivery ({event_id}, {target}) to become {state}");
-    eventually(&what, || async {
-        delivery(app, event_id, target)
-            .await
-            .filter(|d| d.state == state)
+    eventually(what, || async {
+        match delivery(app, event_id, target).await {
+            Some(row) if row.state == state => Ok(row),
+            other => Err(format!("{other:?}")),
+        }
     })
     .await
 }

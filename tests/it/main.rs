@@ -1,0 +1,12 @@
+//! The integration tests, one crate read as a specification of audian-receiver: each module
+//! is a part of the README, each test one behaviour with a sentence for a name, run against
+//! the real Postgres, Redis, RabbitMQ and NATS JetStream on this machine. `fixtures` holds
+//! one fixture per service, the one polling helper and the one way to run the binary.
+
+mod cli;
+mod fixtures;
+mod forward;
+mod intake;
+mod outage;
+mod targets;
+mod tls;
