@@ -29,6 +29,9 @@ pub struct TargetSettings {
     pub url: Option<SecretUrl>,
     /// HTTP request timeout.
     pub timeout_ms: Option<u64>,
+    /// HTTP requests outstanding at once (default 16): a downstream with a small accept
+    /// backlog is not flooded with connections.
+    pub max_in_flight: Option<usize>,
     /// NATS subject template; `{type}` is replaced by the event type.
     pub subject: Option<String>,
     /// AMQP exchange (declared as a durable topic exchange when missing).
@@ -71,6 +74,9 @@ impl TargetSettings {
         }
         if self.max_attempts.is_some_and(|n| n <= 0) {
             problems.push(format!("{label}: `max_attempts` must be > 0"));
+        }
+        if self.max_in_flight == Some(0) {
+            problems.push(format!("{label}: `max_in_flight` must be > 0"));
         }
         let (required, allowed) = self.keys_for_kind();
         for (key, present) in self.kind_keys() {
@@ -117,17 +123,18 @@ impl TargetSettings {
 
     fn keys_for_kind(&self) -> (&'static [&'static str], &'static [&'static str]) {
         match self.kind {
-            TargetKind::Http => (&["url"], &["timeout_ms"]),
+            TargetKind::Http => (&["url"], &["timeout_ms", "max_in_flight"]),
             TargetKind::Nats => (&["url", "subject"], &[]),
             TargetKind::Amqp => (&["url", "exchange", "routing_key"], &[]),
             TargetKind::Redis => (&["url", "stream"], &[]),
         }
     }
 
-    fn kind_keys(&self) -> [(&'static str, bool); 6] {
+    fn kind_keys(&self) -> [(&'static str, bool); 7] {
         [
             ("url", self.url.is_some()),
             ("timeout_ms", self.timeout_ms.is_some()),
+            ("max_in_flight", self.max_in_flight.is_some()),
             ("subject", self.subject.is_some()),
             ("exchange", self.exchange.is_some()),
             ("routing_key", self.routing_key.is_some()),

@@ -31,7 +31,8 @@ pub fn build_target(settings: &TargetSettings) -> Result<Target, String> {
     let built = match settings.kind {
         TargetKind::Http => {
             let timeout = Duration::from_millis(settings.timeout_ms.unwrap_or(10_000));
-            targets::http::HttpTarget::new(url, timeout).map(Target::Http)
+            let in_flight = settings.max_in_flight.unwrap_or(16);
+            targets::http::HttpTarget::new(url, timeout, in_flight).map(Target::Http)
         }
         TargetKind::Nats => {
             targets::nats::NatsTarget::new(url, &required("subject", &settings.subject)?)

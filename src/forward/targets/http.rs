@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
+use tokio::sync::Semaphore;
 
 use super::{DeliveryError, Message, Redactor, error_chain, install_crypto_provider, rfc3339};
 
@@ -12,12 +13,14 @@ const BODY_EXCERPT_CHARS: usize = 200;
 
 pub struct HttpTarget {
     client: reqwest::Client,
+    /// Bounds the requests (and so the connections) outstanding at once.
+    in_flight: Semaphore,
     url: Url,
     redactor: Redactor,
 }
 
 impl HttpTarget {
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(url: &str, timeout: Duration, max_in_flight: usize) -> Result<Self, String> {
         let redactor = Redactor::for_url(url);
         let parsed = Url::parse(url).map_err(|e| format!("invalid HTTP target URL: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -36,6 +39,7 @@ impl HttpTarget {
             .map_err(|e| redactor.scrub(error_chain(&e.without_url())))?;
         Ok(Self {
             client,
+            in_flight: Semaphore::new(max_in_flight),
             url: parsed,
             redactor,
         })
@@ -54,6 +58,7 @@ impl HttpTarget {
         if let Some(signature) = msg.signature {
             request = request.header("X-Receiver-Signature", signature);
         }
+        let _permit = self.in_flight.acquire().await.expect("never closed");
         let response = request.send().await.map_err(|e| self.transport_error(e))?;
         if response.status().is_success() {
             return Ok(());

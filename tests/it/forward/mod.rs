@@ -39,6 +39,7 @@ fn target(name: &str, kind: TargetKind, url: &str) -> TargetSettings {
         max_attempts: None,
         url: Some(SecretUrl::new(url)),
         timeout_ms: None,
+        max_in_flight: None,
         subject: None,
         exchange: None,
         routing_key: None,

@@ -10,7 +10,7 @@ use crate::fixtures::{Sink, free_port, install_crypto_provider};
 
 fn target(url: &str) -> Target {
     install_crypto_provider();
-    Target::Http(HttpTarget::new(url, Duration::from_secs(1)).expect("valid HTTP target"))
+    Target::Http(HttpTarget::new(url, Duration::from_secs(1), 16).expect("valid HTTP target"))
 }
 
 #[tokio::test]
@@ -119,7 +119,7 @@ async fn http_redirect_is_neither_followed_nor_counted_as_delivered() {
 async fn http_response_slower_than_the_timeout_is_retryable() {
     let sink = Sink::start().await;
     let payload = sample_payload();
-    let slow = HttpTarget::new(&sink.url_for("/slow"), Duration::from_millis(200)).unwrap();
+    let slow = HttpTarget::new(&sink.url_for("/slow"), Duration::from_millis(200), 16).unwrap();
     let slow = Target::Http(slow);
     let err = expect_retryable(slow.deliver(&message("e", &payload, None)).await);
     assert!(err.message.contains("timed out"), "{err}");
@@ -144,6 +144,6 @@ fn retry_after_accepts_seconds_and_http_dates() {
 #[test]
 fn http_target_rejects_non_http_urls() {
     install_crypto_provider();
-    assert!(HttpTarget::new("ftp://example.com/x", Duration::from_secs(1)).is_err());
-    assert!(HttpTarget::new("not a url", Duration::from_secs(1)).is_err());
+    assert!(HttpTarget::new("ftp://example.com/x", Duration::from_secs(1), 16).is_err());
+    assert!(HttpTarget::new("not a url", Duration::from_secs(1), 16).is_err());
 }
