@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::store::operator::DeliveryState;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "audian-receiver",
@@ -45,8 +47,8 @@ pub enum Command {
 pub enum EventsCommand {
     /// One line per delivery: event id, target, state, attempts, last error.
     List {
-        #[arg(long, value_parser = ["pending", "delivered", "dead"])]
-        state: Option<String>,
+        #[arg(long, value_enum)]
+        state: Option<DeliveryState>,
         #[arg(long)]
         target: Option<String>,
         #[arg(long, default_value_t = 100)]
@@ -57,8 +59,8 @@ pub enum EventsCommand {
     /// Put deliveries back to pending: the named events, or all in a state.
     Replay {
         ids: Vec<String>,
-        #[arg(long, value_parser = ["pending", "delivered", "dead"], conflicts_with = "ids")]
-        state: Option<String>,
+        #[arg(long, value_enum, conflicts_with = "ids")]
+        state: Option<DeliveryState>,
         #[arg(long)]
         target: Option<String>,
     },

@@ -7,5 +7,6 @@ pub mod config;
 pub mod forward;
 pub mod intake;
 pub mod server;
+pub mod signing;
 pub mod store;
 pub mod telemetry;

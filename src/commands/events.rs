@@ -1,4 +1,4 @@
-//! `events list|show|replay`: inspect and repair the outbox from the command line.
+//! `events list|show|replay`: inspect and repair forwarding from the command line.
 
 use anyhow::Context;
 use sqlx::PgPool;
@@ -6,7 +6,8 @@ use sqlx::PgPool;
 use super::CommandError;
 use crate::cli::EventsCommand;
 use crate::config::Settings;
-use crate::store::{self, deliveries};
+use crate::store;
+use crate::store::operator::{self, DeliveryRow, DeliveryState};
 
 pub async fn run(settings: &Settings, command: EventsCommand) -> Result<(), CommandError> {
     let pool = store::pool(&settings.database).context("database.url")?;
@@ -20,7 +21,7 @@ pub async fn run(settings: &Settings, command: EventsCommand) -> Result<(), Comm
             if limit <= 0 {
                 return Err(CommandError::Usage("--limit must be greater than 0".into()));
             }
-            let rows = deliveries::list(&pool, state.as_deref(), target.as_deref(), limit)
+            let rows = operator::list(&pool, state, target.as_deref(), limit)
                 .await
                 .context("listing deliveries")?;
             for row in rows {
@@ -37,36 +38,40 @@ pub async fn run(settings: &Settings, command: EventsCommand) -> Result<(), Comm
 }
 
 /// `event_id  target  state  attempts=N  last_error`, tab-separated for `cut` and `awk`.
-fn line(row: &deliveries::DeliveryRow) -> String {
+fn line(row: &DeliveryRow) -> String {
     format!(
         "{}\t{}\t{}\tattempts={}\t{}",
         row.event_id,
         row.target,
-        row.state,
+        row.state.as_str(),
         row.attempts,
         row.last_error.as_deref().unwrap_or("-")
     )
 }
 
 async fn show(pool: &PgPool, id: &str) -> Result<(), CommandError> {
-    let event = deliveries::event_summary(pool, id)
+    let event = operator::event_summary(pool, id)
         .await
-        .context("reading the event")?;
-    let (event_type, received_at, size, sha) =
-        event.ok_or_else(|| CommandError::Usage(format!("no event with id {id:?}")))?;
+        .context("reading the event")?
+        .ok_or_else(|| CommandError::Usage(format!("no event with id {id:?}")))?;
     println!("event_id:    {id}");
-    println!("type:        {event_type}");
-    println!("received_at: {received_at}");
-    println!("payload:     {size} bytes, sha256 {}", hex::encode(sha));
-    for row in deliveries::for_event(pool, id)
+    println!("type:        {}", event.event_type);
+    println!("received_at: {}", event.received_at);
+    println!(
+        "payload:     {} bytes, sha256 {}",
+        event.size,
+        hex::encode(event.sha256)
+    );
+    for row in operator::for_event(pool, id)
         .await
         .context("reading deliveries")?
     {
-        let when = row.delivered_at.map_or_else(
-            || format!("next attempt {}", row.next_attempt_at),
-            |at| format!("delivered {at}"),
-        );
-        println!("delivery:    {}\t{when}", line(&row));
+        match row.next_attempt_at {
+            Some(at) if row.state == DeliveryState::Pending => {
+                println!("delivery:    {}\tnext attempt {at}", line(&row));
+            }
+            _ => println!("delivery:    {}", line(&row)),
+        }
     }
     Ok(())
 }
@@ -74,7 +79,7 @@ async fn show(pool: &PgPool, id: &str) -> Result<(), CommandError> {
 async fn replay(
     pool: &PgPool,
     ids: Vec<String>,
-    state: Option<String>,
+    state: Option<DeliveryState>,
     target: Option<String>,
 ) -> Result<(), CommandError> {
     if ids.is_empty() && state.is_none() {
@@ -84,7 +89,7 @@ async fn replay(
     }
     let ids = (!ids.is_empty()).then_some(ids);
     if let Some(ids) = &ids {
-        let unknown = deliveries::unknown_events(pool, ids)
+        let unknown = operator::unknown_events(pool, ids)
             .await
             .context("checking ids")?;
         if !unknown.is_empty() {
@@ -94,7 +99,7 @@ async fn replay(
             )));
         }
     }
-    let count = deliveries::replay(pool, ids.as_deref(), state.as_deref(), target.as_deref())
+    let count = operator::replay(pool, ids.as_deref(), state, target.as_deref())
         .await
         .context("replaying deliveries")?;
     println!("replayed {count} deliveries");

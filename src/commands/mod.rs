@@ -10,8 +10,8 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, Scope, Secrets, Settings, read_secret};
-use crate::intake::signature;
 use crate::server::Application;
+use crate::signing;
 use crate::store;
 
 /// How a command failed: bad input and configuration exit with 2, runtime failures with 1.
@@ -99,5 +99,5 @@ pub fn sign() -> Result<String, CommandError> {
     std::io::stdin()
         .read_to_end(&mut body)
         .context("reading stdin")?;
-    Ok(signature::sign(secret.expose_secret().as_bytes(), &body))
+    Ok(signing::sign(secret.expose_secret().as_bytes(), &body))
 }

@@ -157,6 +157,8 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     /// How long a request waits for its event to be committed before answering 503.
     pub write_timeout_ms: u64,
+    /// Postgres's `statement_timeout` on every connection: no query can hang forever.
+    pub statement_timeout_ms: u64,
     /// The most events committed together in one statement (group commit).
     pub batch_max: usize,
     /// Concurrent group commits in flight.
@@ -172,6 +174,7 @@ impl Default for DatabaseSettings {
             max_connections: 16,
             acquire_timeout_ms: 2_000,
             write_timeout_ms: 5_000,
+            statement_timeout_ms: 10_000,
             batch_max: 512,
             writers: 2,
             migrate_on_start: true,
@@ -188,6 +191,9 @@ impl DatabaseSettings {
                 "database.url must be a postgres:// URL (got {})",
                 self.url.redacted()
             ));
+        }
+        if self.statement_timeout_ms == 0 {
+            problems.push("database.statement_timeout_ms must be > 0".to_owned());
         }
         if self.batch_max == 0 || self.writers == 0 || self.max_connections == 0 {
             problems.push(
@@ -226,8 +232,9 @@ impl Default for LogSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForwardSettings {
-    /// Worker loops in this process; 0 records deliveries but leaves sending to other
-    /// processes (intake and forwarding scaled apart).
+    /// 0: this process records events but forwards nothing (intake and forwarding scaled
+    /// apart); otherwise it runs one forwarding loop per target, which forwards while it
+    /// holds that target's cursor lease (one process per target at a time).
     pub workers: usize,
     pub batch_size: i64,
     pub lease_ms: u64,
@@ -244,7 +251,7 @@ impl Default for ForwardSettings {
             workers: 2,
             batch_size: 256,
             lease_ms: 30_000,
-            poll_interval_ms: 1_000,
+            poll_interval_ms: 250,
             backoff_initial_ms: 1_000,
             backoff_max_ms: 300_000,
             max_attempts: 20,

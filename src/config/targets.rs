@@ -54,6 +54,26 @@ impl TargetSettings {
             .any(|glob| glob_matches(glob, event_type))
     }
 
+    /// The event types this target takes, as one anchored Postgres regular expression (for
+    /// the operator's view of deliveries, which runs in SQL).
+    pub fn type_pattern(&self) -> String {
+        let globs: Vec<String> = self
+            .event_types
+            .iter()
+            .map(|glob| {
+                glob.chars()
+                    .map(|c| match c {
+                        '*' => ".*".to_owned(),
+                        '?' => ".".to_owned(),
+                        c if c.is_ascii_punctuation() => format!("\\{c}"),
+                        c => c.to_string(),
+                    })
+                    .collect()
+            })
+            .collect();
+        format!("^({})$", globs.join("|"))
+    }
+
     pub(super) fn check(&self, index: usize, problems: &mut Vec<String>) {
         let before = problems.len();
         let label = if self.name.is_empty() {
@@ -174,6 +194,14 @@ pub fn glob_matches(glob: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::glob_matches;
+
+    #[test]
+    fn globs_become_one_anchored_postgres_pattern() {
+        let target: super::TargetSettings =
+            toml::from_str("name = \"t\"\nkind = \"http\"\nevent_types = [\"job.*\", \"a?c\"]")
+                .unwrap();
+        assert_eq!(target.type_pattern(), r"^(job\..*|a.c)$");
+    }
 
     #[test]
     fn globs_match_event_types() {

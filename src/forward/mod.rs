@@ -1,7 +1,9 @@
-//! Forwarding verified events to downstream targets through the Postgres outbox: workers
-//! claim due deliveries, send them, and record the outcome.
+//! Forwarding recorded events to downstream targets: each target reads the events log
+//! through its own cursor, and failed events are retried from rows of their own.
 
+mod listen;
 mod retry;
+mod send;
 pub mod targets;
 mod worker;
 

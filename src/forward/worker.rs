@@ -1,49 +1,55 @@
-//! The worker loop: claim a batch of due deliveries, send them concurrently, record every
-//! outcome in one statement. Woken by LISTEN/NOTIFY, with polling as the fallback.
+//! The forwarding loop of each target: read the log after the target's cursor (holding its
+//! lease, so one replica forwards a target at a time), send, then advance the cursor and
+//! record failures as retry rows in one statement; and retry those rows when they are due.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::retry::{Next, RetryPolicy};
-use super::targets::{Message, Target};
-use crate::config::ForwardSettings;
-use crate::intake::signature::sign;
-use crate::store::deliveries::{self, Claimed, Outcome};
+use super::send::{Outgoing, send_batch};
+use super::targets::{DeliveryError, Target};
+use crate::config::{ForwardSettings, TargetSettings};
+use crate::store::forwarding::{self, Failure, RetryOutcome};
 use crate::telemetry::{DeliveryLabels, Metrics};
 
-/// How long a woken worker waits for more deliveries before claiming.
+/// How long a woken loop waits for more events before reading.
 const GATHER: Duration = Duration::from_millis(10);
+/// How often the pending gauge is refreshed: one query for all targets.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// A configured target with its own attempt limit.
+/// A configured target, built, with its limits.
 struct Route {
+    settings: TargetSettings,
     target: Target,
     max_attempts: i32,
+    max_in_flight: usize,
 }
 
-/// Everything a worker needs; shared by all workers of the process.
+/// Everything the loops need; shared by all of them.
 pub struct Forwarder {
     pool: PgPool,
-    routes: HashMap<String, Route>,
-    names: Vec<String>,
+    routes: Vec<Route>,
     policy: RetryPolicy,
     batch_size: i64,
     lease: Duration,
     poll_interval: Duration,
     signing_key: Option<SecretString>,
     metrics: Arc<Metrics>,
+    /// Names this process in cursor leases.
+    owner: String,
 }
 
-/// What one step did, so tests can drive the worker one batch at a time.
+/// What one step did, so tests can drive forwarding one batch at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Step {
+    /// Events attempted (from the log and from retry rows).
     pub claimed: usize,
     pub delivered: usize,
 }
@@ -56,17 +62,21 @@ impl Forwarder {
         signing_key: Option<SecretString>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, String> {
-        let mut routes = HashMap::new();
-        for target in &settings.targets {
-            let route = Route {
-                target: super::build_target(target)?,
-                max_attempts: target.max_attempts.unwrap_or(settings.max_attempts),
-            };
-            routes.insert(target.name.clone(), route);
-        }
+        let routes = settings
+            .targets
+            .iter()
+            .map(|target| {
+                Ok(Route {
+                    target: super::build_target(target)?,
+                    max_attempts: target.max_attempts.unwrap_or(settings.max_attempts),
+                    // Brokers pipeline a whole batch; HTTP bounds itself per target.
+                    max_in_flight: settings.batch_size.max(1) as usize,
+                    settings: target.clone(),
+                })
+            })
+            .collect::<Result<_, String>>()?;
         Ok(Arc::new(Self {
             pool,
-            names: routes.keys().cloned().collect(),
             routes,
             policy: RetryPolicy {
                 initial: Duration::from_millis(settings.backoff_initial_ms),
@@ -77,180 +87,245 @@ impl Forwarder {
             poll_interval: Duration::from_millis(settings.poll_interval_ms),
             signing_key,
             metrics,
+            owner: format!("{:016x}", rand::random::<u64>()),
         }))
     }
 
-    /// Starts `workers` loops per target and the LISTEN task; all stop when `shutdown`
-    /// fires, each after finishing the batch in hand. Each target has loops of its own, so
-    /// a target that hangs until its timeout holds back only its own deliveries.
-    pub fn spawn(self: &Arc<Self>, workers: usize, shutdown: CancellationToken) -> JoinSet<()> {
+    /// Makes each target's cursor if it has none (at the current end of the log) and
+    /// records the event types it takes. Every replica does this at start, also one that
+    /// does not forward, so a new target gets every event recorded from then on.
+    pub async fn prepare(&self) -> Result<(), sqlx::Error> {
+        for route in &self.routes {
+            let pattern = route.settings.type_pattern();
+            forwarding::ensure_cursor(&self.pool, &route.settings.name, &pattern).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts one loop per target, the LISTEN task (for `events replay`) and the gauge
+    /// task; all stop when `shutdown` fires, each loop after finishing the batch in hand.
+    /// `wake` is bumped by intake after each commit with new events.
+    pub fn spawn(
+        self: &Arc<Self>,
+        enabled: bool,
+        wake: watch::Sender<u64>,
+        shutdown: CancellationToken,
+    ) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
-        if self.routes.is_empty() || workers == 0 {
+        if self.routes.is_empty() || !enabled {
             return tasks;
         }
-        let (wake, woken) = watch::channel(0u64);
-        tasks.spawn(listen(self.pool.clone(), wake, shutdown.clone()));
-        for name in &self.names {
-            for _ in 0..workers {
-                let (forwarder, woken, shutdown) = (self.clone(), woken.clone(), shutdown.clone());
-                let only = vec![name.clone()];
-                tasks.spawn(async move { forwarder.run(&only, woken, shutdown).await });
-            }
+        let woken = wake.subscribe();
+        tasks.spawn(super::listen::listen(
+            self.pool.clone(),
+            wake,
+            shutdown.clone(),
+        ));
+        let gauges = (self.clone(), shutdown.clone());
+        tasks.spawn(async move { gauges.0.refresh_gauges(gauges.1).await });
+        for index in 0..self.routes.len() {
+            let (forwarder, woken, shutdown) = (self.clone(), woken.clone(), shutdown.clone());
+            tasks.spawn(async move { forwarder.run(index, woken, shutdown).await });
         }
         tasks
     }
 
     async fn run(
         &self,
-        targets: &[String],
+        index: usize,
         mut woken: watch::Receiver<u64>,
         shutdown: CancellationToken,
     ) {
+        let route = &self.routes[index];
         while !shutdown.is_cancelled() {
-            match self.step_for(targets).await {
-                Ok(step) if step.claimed as i64 == self.batch_size => continue,
-                Ok(_) => self.refresh_pending_gauge().await,
-                Err(error) => tracing::warn!(%error, "claiming deliveries failed; will retry"),
+            match self.step_route(route).await {
+                Ok((_, true)) => continue,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, target = %route.settings.name, "forwarding step failed; will retry")
+                }
             }
             tokio::select! {
-                _ = woken.changed() => {
-                    // Every intake commit notifies; a short pause lets a few commits' worth
-                    // of deliveries gather, so a claim moves a batch rather than one row.
-                    tokio::time::sleep(GATHER).await;
-                }
+                _ = woken.changed() => tokio::time::sleep(GATHER).await,
                 _ = tokio::time::sleep(self.poll_interval) => {}
                 _ = shutdown.cancelled() => {}
             }
         }
-    }
-
-    /// Claims one batch for any target, delivers it, records the outcomes.
-    pub async fn step(&self) -> Result<Step, sqlx::Error> {
-        self.step_for(&self.names).await
-    }
-
-    async fn step_for(&self, targets: &[String]) -> Result<Step, sqlx::Error> {
-        let claimed = deliveries::claim(&self.pool, self.batch_size, targets, self.lease).await?;
-        if claimed.is_empty() {
-            return Ok(Step::default());
+        let name = &route.settings.name;
+        if let Err(error) = forwarding::release_cursor(&self.pool, name, &self.owner).await {
+            tracing::warn!(%error, target = %name, "could not release the cursor lease; it expires by itself");
         }
-        // Every attempt ends well inside the lease, so no other worker re-claims a row that
-        // is still being sent (the lease is also checked against target timeouts at start).
-        let deadline = tokio::time::Instant::now() + self.lease.mul_f64(0.8);
-        let sends = claimed.iter().map(|c| async move {
-            match tokio::time::timeout_at(deadline, self.attempt(c)).await {
-                Ok(outcome) => outcome,
-                Err(_) => self.failed(c, true, None, "not acknowledged within the lease".into()),
-            }
-        });
-        let outcomes = futures_util::future::join_all(sends).await;
+    }
+
+    /// One batch from the log and one batch of due retries, for every target.
+    pub async fn step(&self) -> Result<Step, sqlx::Error> {
+        let mut total = Step::default();
+        for route in &self.routes {
+            let (step, _) = self.step_route(route).await?;
+            total.claimed += step.claimed;
+            total.delivered += step.delivered;
+        }
+        Ok(total)
+    }
+
+    /// Returns what was done and whether a batch was full (so there may be more at once).
+    async fn step_route(&self, route: &Route) -> Result<(Step, bool), sqlx::Error> {
+        let (read, log_full) = self.forward_from_log(route).await?;
+        let (retried, retries_full) = self.retry_due(route).await?;
+        let step = Step {
+            claimed: read.claimed + retried.claimed,
+            delivered: read.delivered + retried.delivered,
+        };
+        Ok((step, log_full || retries_full))
+    }
+
+    /// The happy path: nothing is written per event, only the cursor per batch.
+    async fn forward_from_log(&self, route: &Route) -> Result<(Step, bool), sqlx::Error> {
+        let name = &route.settings.name;
+        let Some(cursor) =
+            forwarding::lease_cursor(&self.pool, name, &self.owner, self.lease).await?
+        else {
+            return Ok((Step::default(), false)); // another replica forwards this target
+        };
+        let events = forwarding::read_after(&self.pool, cursor, self.batch_size).await?;
+        let Some(last) = events.last() else {
+            return Ok((Step::default(), false));
+        };
+        let to = last.position();
+        let wanted: Vec<_> = events
+            .iter()
+            .map(|e| &e.event)
+            .filter(|e| route.settings.accepts(&e.event_type))
+            .collect();
+        let outgoing = wanted.iter().map(|&e| Outgoing::from(e));
+        let results = self.send(route, outgoing.collect()).await;
+        let failed: Vec<_> = wanted
+            .iter()
+            .zip(&results)
+            .filter_map(|(event, result)| {
+                let error = result.as_ref().err()?;
+                Some((event.event_id.as_str(), self.next(route, 1, error)))
+            })
+            .collect();
+        let failures: Vec<_> = failed
+            .iter()
+            .map(|(event_id, (next, error))| Failure {
+                event_id,
+                dead: *next == Next::Dead,
+                retry_in: match next {
+                    Next::RetryIn(after) => *after,
+                    Next::Dead => Duration::ZERO,
+                },
+                error,
+            })
+            .collect();
+        if !forwarding::advance(&self.pool, name, &self.owner, to, &failures).await? {
+            tracing::warn!(target = %name, "lost the cursor's lease during a batch; its new holder sends the batch again");
+        }
+        let step = Step {
+            claimed: wanted.len(),
+            delivered: wanted.len() - failed.len(),
+        };
+        Ok((step, events.len() as i64 == self.batch_size))
+    }
+
+    async fn retry_due(&self, route: &Route) -> Result<(Step, bool), sqlx::Error> {
+        let name = &route.settings.name;
+        let claimed =
+            forwarding::claim_retries(&self.pool, name, self.batch_size, self.lease).await?;
+        if claimed.is_empty() {
+            return Ok((Step::default(), false));
+        }
+        let outgoing = claimed.iter().map(|c| Outgoing::from(&c.event));
+        let results = self.send(route, outgoing.collect()).await;
+        let outcomes: Vec<_> = claimed
+            .iter()
+            .zip(results)
+            .map(|(c, result)| {
+                let outcome = match result {
+                    Ok(()) => RetryOutcome::Delivered,
+                    Err(e) => match self.next(route, c.attempts, &e) {
+                        (Next::RetryIn(after), error) => RetryOutcome::Retry { after, error },
+                        (Next::Dead, error) => RetryOutcome::Dead { error },
+                    },
+                };
+                (c, outcome)
+            })
+            .collect();
+        forwarding::complete_retries(&self.pool, name, &outcomes).await?;
         let delivered = outcomes
             .iter()
-            .filter(|o| matches!(o, Outcome::Delivered))
+            .filter(|(_, o)| matches!(o, RetryOutcome::Delivered))
             .count();
-        let pairs: Vec<(&Claimed, Outcome)> = claimed.iter().zip(outcomes).collect();
-        deliveries::complete(&self.pool, &pairs).await?;
-        Ok(Step {
+        let step = Step {
             claimed: claimed.len(),
             delivered,
-        })
-    }
-
-    #[tracing::instrument(skip_all, fields(event_id = %claimed.event_id, target = %claimed.target))]
-    async fn attempt(&self, claimed: &Claimed) -> Outcome {
-        let route = &self.routes[&claimed.target];
-        let payload = claimed.payload_bytes();
-        let signature = self
-            .signing_key
-            .as_ref()
-            .map(|key| sign(key.expose_secret().as_bytes(), &payload));
-        let message = Message {
-            event_id: &claimed.event_id,
-            event_type: &claimed.event_type,
-            received_at: claimed.received_at,
-            payload: &payload,
-            signature: signature.as_deref(),
         };
-        match route.target.deliver(&message).await {
-            Ok(()) => {
-                self.count(&claimed.target, &Outcome::Delivered);
-                Outcome::Delivered
-            }
-            Err(e) => self.failed(claimed, e.retryable, e.retry_after, e.message),
-        }
+        Ok((step, claimed.len() as i64 == self.batch_size))
     }
 
-    /// A failed attempt: retry later, or dead when attempts are used up or it cannot succeed.
-    fn failed(
+    /// Sends a batch; every attempt ends well inside the lease, so no other forwarder takes
+    /// over what is still being sent.
+    async fn send(
         &self,
-        claimed: &Claimed,
-        retryable: bool,
-        retry_after: Option<Duration>,
-        error: String,
-    ) -> Outcome {
-        let max_attempts = self.routes[&claimed.target].max_attempts;
-        let outcome = match self
-            .policy
-            .next(claimed.attempts, max_attempts, retryable, retry_after)
-        {
-            Next::RetryIn(after) => Outcome::Retry { after, error },
-            Next::Dead => Outcome::Dead { error },
-        };
-        self.count(&claimed.target, &outcome);
-        outcome
+        route: &Route,
+        events: Vec<Outgoing<'_>>,
+    ) -> Vec<Result<(), DeliveryError>> {
+        let deadline = Instant::now() + self.lease.mul_f64(0.8);
+        let results = send_batch(
+            &route.target,
+            events,
+            route.max_in_flight,
+            deadline,
+            self.signing_key.as_ref(),
+        )
+        .await;
+        let delivered = results.iter().filter(|r| r.is_ok()).count();
+        self.count(&route.settings.name, "delivered", delivered);
+        results
     }
 
-    fn count(&self, target: &str, outcome: &Outcome) {
-        let outcome = match outcome {
-            Outcome::Delivered => "delivered",
-            Outcome::Retry { .. } => "retry",
-            Outcome::Dead { .. } => {
-                tracing::error!("delivery is dead: no more attempts (replay with `events replay`)");
+    /// After a failed attempt (`attempts` counts it): retry when, or dead; and the error.
+    fn next(&self, route: &Route, attempts: i32, error: &DeliveryError) -> (Next, String) {
+        let next = self.policy.next(
+            attempts,
+            route.max_attempts,
+            error.retryable,
+            error.retry_after,
+        );
+        let outcome = match next {
+            Next::RetryIn(_) => "retry",
+            Next::Dead => {
+                tracing::error!(target = %route.settings.name, error = %error.message, "delivery is dead: no more attempts (replay with `events replay`)");
                 "dead"
             }
         };
+        self.count(&route.settings.name, outcome, 1);
+        (next, error.message.clone())
+    }
+
+    fn count(&self, target: &str, outcome: &'static str, n: usize) {
+        if n == 0 {
+            return;
+        }
         let labels = DeliveryLabels {
             target: target.to_owned(),
             outcome,
         };
-        self.metrics.deliveries.get_or_create(&labels).inc();
+        self.metrics
+            .deliveries
+            .get_or_create(&labels)
+            .inc_by(n as u64);
     }
 
-    async fn refresh_pending_gauge(&self) {
-        if let Ok(pending) = deliveries::count_pending(&self.pool).await {
-            self.metrics.pending.set(pending);
-        }
-    }
-}
-
-/// Turns notifications into wake-ups. On a lost connection PgListener reconnects; workers
-/// poll meanwhile.
-async fn listen(pool: PgPool, wake: watch::Sender<u64>, shutdown: CancellationToken) {
-    while !shutdown.is_cancelled() {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                tracing::debug!(%error, "LISTEN connection failed; polling until it is back");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = shutdown.cancelled() => return,
-                }
+    async fn refresh_gauges(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            if let Ok(pending) = forwarding::count_pending(&self.pool).await {
+                self.metrics.pending.set(pending);
             }
-        };
-        if let Err(error) = listener.listen(deliveries::CHANNEL).await {
-            tracing::debug!(%error, "LISTEN failed; polling until it works");
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                _ = shutdown.cancelled() => return,
-            }
-        }
-        loop {
-            tokio::select! {
-                received = listener.recv() => match received {
-                    Ok(_) => wake.send_modify(|n| *n += 1),
-                    Err(_) => break,
-                },
-                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(GAUGE_INTERVAL) => {}
+                _ = shutdown.cancelled() => {}
             }
         }
     }

@@ -4,7 +4,6 @@
 mod body;
 pub mod error;
 pub mod payload;
-pub mod signature;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,11 +14,10 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 
-use crate::config::TargetSettings;
+pub use crate::signing::{Verified, Verifier};
 use crate::store::{EventWriter, NewEvent, Recorded};
 use crate::telemetry::Metrics;
 pub use error::Refusal;
-pub use signature::{Verified, Verifier};
 
 /// The signature header Audian sends.
 pub const SIGNATURE_HEADER: &str = "x-audian-signature";
@@ -31,7 +29,6 @@ pub struct Intake {
     pub writer: EventWriter,
     pub max_body_bytes: usize,
     pub body_timeout: std::time::Duration,
-    pub targets: Arc<[TargetSettings]>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -95,19 +92,12 @@ impl Intake {
         peer: SocketAddr,
     ) -> NewEvent {
         let payload = verified.into_body();
-        let targets = self
-            .targets
-            .iter()
-            .filter(|target| target.accepts(&envelope.event_type))
-            .map(|target| target.name.clone())
-            .collect();
         NewEvent {
             sha256: Sha256::digest(&payload).into(),
             id: envelope.id,
             event_type: envelope.event_type,
             payload,
             source_ip: Some(peer.ip()),
-            targets,
         }
     }
 }

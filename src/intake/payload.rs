@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::signature::Verified;
+use crate::signing::Verified;
 
 /// Audian's event envelope as far as we need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub fn is_json_media_type(value: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::signature::{Verifier, sign};
+    use crate::signing::{Verifier, sign};
     use bytes::Bytes;
 
     fn verified(body: &'static str) -> Verified {

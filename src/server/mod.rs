@@ -31,8 +31,10 @@ pub struct Application {
     router: Router,
     admin_router: Router,
     pool: PgPool,
+    forward_pool: PgPool,
     forwarder: Arc<Forwarder>,
-    workers: usize,
+    wake: tokio::sync::watch::Sender<u64>,
+    forwarding: bool,
     shutdown_grace: Duration,
 }
 
@@ -41,13 +43,20 @@ impl Application {
         let tls = tls_config(&settings)?;
         let pool = prepare_database(&settings).await?;
         let metrics = Metrics::new();
+        // Forwarding has connections of its own: intake never waits behind its queries.
+        let forward_pool = store::pool_sized(&settings.database, forward_connections(&settings))?;
         let forwarder = Forwarder::new(
-            pool.clone(),
+            forward_pool.clone(),
             &settings.forward,
             secrets.forward_signing.clone(),
             metrics.clone(),
         )
         .map_err(anyhow::Error::msg)?;
+        forwarder
+            .prepare()
+            .await
+            .context("creating the forward targets' cursors")?;
+        let (wake, _) = tokio::sync::watch::channel(0u64);
         let keys = std::iter::once(&secrets.webhook).chain(secrets.webhook_previous.as_ref());
         let db = &settings.database;
         let intake = Intake {
@@ -57,10 +66,10 @@ impl Application {
                 db.batch_max,
                 db.writers,
                 Duration::from_millis(db.write_timeout_ms),
+                wake.clone(),
             ),
             max_body_bytes: settings.server.max_body_bytes,
             body_timeout: settings.server.body_timeout(),
-            targets: settings.forward.targets.clone().into(),
             metrics: metrics.clone(),
         };
         let guard = guard::Guard::new(&settings.server, metrics.clone());
@@ -76,8 +85,10 @@ impl Application {
             router,
             admin_router: admin::router(pool.clone(), metrics),
             pool,
+            forward_pool,
             forwarder,
-            workers: settings.forward.workers,
+            wake,
+            forwarding: settings.forward.workers > 0,
             shutdown_grace: settings.server.shutdown_grace(),
         })
     }
@@ -97,7 +108,9 @@ impl Application {
         let admin = axum::serve(self.admin, self.admin_router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let admin_task = tokio::spawn(async move { admin.await });
-        let mut workers = self.forwarder.spawn(self.workers, shutdown.clone());
+        let mut workers = self
+            .forwarder
+            .spawn(self.forwarding, self.wake, shutdown.clone());
 
         let handle = Handle::new();
         let grace = self.shutdown_grace;
@@ -132,6 +145,7 @@ impl Application {
         while workers.join_next().await.is_some() {}
         admin_task.await??;
         self.pool.close().await;
+        self.forward_pool.close().await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -170,6 +184,11 @@ async fn prepare_database(settings: &Settings) -> anyhow::Result<PgPool> {
             .context("applying migrations at start")?;
     }
     Ok(pool)
+}
+
+/// A loop per target, plus LISTEN, the gauges and the CLI-free slack of one.
+fn forward_connections(settings: &Settings) -> u32 {
+    settings.forward.targets.len() as u32 + 3
 }
 
 fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<std::net::TcpListener> {

@@ -1,6 +1,7 @@
 //! Postgres: the pool, database creation, embedded migrations and readiness.
 
-pub mod deliveries;
+pub mod forwarding;
+pub mod operator;
 mod writer;
 
 pub use writer::{EventWriter, NewEvent, Recorded, WriteError};
@@ -32,12 +33,23 @@ pub enum StoreError {
 /// A lazily connecting pool: the service starts (and answers 503) while the database is
 /// down, and recovers by itself when it returns.
 pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
+    pool_sized(settings, settings.max_connections)
+}
+
+/// [`pool`] with `max_connections` of its own. Every statement on it has a deadline
+/// (`database.statement_timeout_ms`): a statement stuck behind a lock or a dying server
+/// fails instead of holding its caller forever.
+pub fn pool_sized(settings: &DatabaseSettings, max_connections: u32) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(settings.url.expose())
         .map_err(|e| StoreError::BadUrl(redact_error(&e.to_string(), settings)))?
         .application_name("audian-receiver")
+        .options([(
+            "statement_timeout",
+            format!("{}ms", settings.statement_timeout_ms),
+        )])
         .log_statements(tracing::log::LevelFilter::Trace);
     Ok(PgPoolOptions::new()
-        .max_connections(settings.max_connections)
+        .max_connections(max_connections)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
         // A ping before every use would double the round trips on the hot path; a broken
         // connection instead fails one statement (answered 503, retried by Audian) and is

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sqlx::PgPool;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
-/// An event ready to be recorded, with the targets its type routes to.
+/// An event ready to be recorded.
 #[derive(Debug)]
 pub struct NewEvent {
     pub id: String,
@@ -17,7 +17,6 @@ pub struct NewEvent {
     pub payload: Bytes,
     pub sha256: [u8; 32],
     pub source_ip: Option<std::net::IpAddr>,
-    pub targets: Vec<String>,
 }
 
 /// What recording an event found.
@@ -50,10 +49,24 @@ pub struct EventWriter {
 
 impl EventWriter {
     /// Starts the batching task. It ends when every `EventWriter` clone is dropped, after
-    /// committing what it already holds.
-    pub fn start(pool: PgPool, batch_max: usize, writers: usize, timeout: Duration) -> Self {
+    /// committing what it already holds. `committed` is bumped after each commit that
+    /// recorded a new event (forwarders in this process wake on it).
+    pub fn start(
+        pool: PgPool,
+        batch_max: usize,
+        writers: usize,
+        timeout: Duration,
+        committed: watch::Sender<u64>,
+    ) -> Self {
         let (queue, receiver) = mpsc::channel(batch_max * writers * 4);
-        tokio::spawn(run(pool, receiver, batch_max, writers, timeout));
+        let batches = Batches {
+            pool,
+            batch_max,
+            writers,
+            timeout,
+            committed,
+        };
+        tokio::spawn(batches.run(receiver));
         Self { queue, timeout }
     }
 
@@ -73,27 +86,35 @@ impl EventWriter {
     }
 }
 
-async fn run(
+/// The batching task's settings.
+struct Batches {
     pool: PgPool,
-    mut receiver: mpsc::Receiver<(NewEvent, Reply)>,
     batch_max: usize,
     writers: usize,
     timeout: Duration,
-) {
-    let slots = Arc::new(Semaphore::new(writers));
-    loop {
-        // Wait for a free writer first: while all are busy, arrivals pile up in the
-        // channel and the next batch is larger — that is what makes the commit cheap.
-        let slot = slots.clone().acquire_owned().await.expect("never closed");
-        let mut batch = Vec::with_capacity(batch_max);
-        if receiver.recv_many(&mut batch, batch_max).await == 0 {
-            return;
+    committed: watch::Sender<u64>,
+}
+
+impl Batches {
+    async fn run(self, mut receiver: mpsc::Receiver<(NewEvent, Reply)>) {
+        let slots = Arc::new(Semaphore::new(self.writers));
+        let this = Arc::new(self);
+        loop {
+            // Wait for a free writer first: while all are busy, arrivals pile up in the
+            // channel and the next batch is larger — that is what makes the commit cheap.
+            let slot = slots.clone().acquire_owned().await.expect("never closed");
+            let mut batch = Vec::with_capacity(this.batch_max);
+            if receiver.recv_many(&mut batch, this.batch_max).await == 0 {
+                return;
+            }
+            let this = this.clone();
+            tokio::spawn(async move {
+                if commit_batch(&this.pool, batch, this.timeout).await {
+                    this.committed.send_modify(|n| *n += 1);
+                }
+                drop(slot);
+            });
         }
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            commit_batch(&pool, batch, timeout).await;
-            drop(slot);
-        });
     }
 }
 
@@ -106,14 +127,6 @@ WITH input AS (
     SELECT event_id, event_type, payload, payload_sha256, source_ip::inet FROM input
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
-), queued AS (
-    INSERT INTO deliveries (event_id, target)
-    SELECT d.event_id, d.target
-    FROM unnest($6::text[], $7::text[]) AS d(event_id, target)
-    JOIN inserted USING (event_id)
-    RETURNING 1
-), notified AS (
-    SELECT pg_notify('audian_deliveries', '') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued
 )
 SELECT input.event_id,
        inserted.event_id IS NOT NULL AS is_new,
@@ -121,8 +134,7 @@ SELECT input.event_id,
        -- know the batch is small and would otherwise scan the whole table.
        CASE WHEN inserted.event_id IS NULL THEN
            (SELECT e.payload_sha256 FROM events AS e WHERE e.event_id = input.event_id)
-       END AS recorded_sha256,
-       (SELECT count(*) FROM notified) AS notified
+       END AS recorded_sha256
 FROM input
 LEFT JOIN inserted USING (event_id)
 "#;
@@ -136,7 +148,8 @@ struct StoredRow {
 }
 
 /// One statement, one commit for the whole batch; then every waiter gets its answer.
-async fn commit_batch(pool: &PgPool, batch: Vec<(NewEvent, Reply)>, timeout: Duration) {
+/// Returns whether a new event was recorded.
+async fn commit_batch(pool: &PgPool, batch: Vec<(NewEvent, Reply)>, timeout: Duration) -> bool {
     // The same id twice in one batch: only the first goes to the database, the others
     // are answered as duplicates of it once it is committed.
     let mut seen = HashSet::with_capacity(batch.len());
@@ -152,6 +165,9 @@ async fn commit_batch(pool: &PgPool, batch: Vec<(NewEvent, Reply)>, timeout: Dur
             .map(|row| (row.event_id.clone(), row))
             .collect::<HashMap<_, _>>()
     });
+    let recorded_new = outcomes
+        .as_ref()
+        .is_ok_and(|rows| rows.values().any(|row| row.is_new));
     let mut answered: HashMap<String, [u8; 32]> = HashMap::new();
     for (event, reply) in batch {
         let outcome = match &outcomes {
@@ -160,6 +176,7 @@ async fn commit_batch(pool: &PgPool, batch: Vec<(NewEvent, Reply)>, timeout: Dur
         };
         let _ = reply.send(outcome);
     }
+    recorded_new
 }
 
 /// `answered` holds the bytes' hash of each id already answered in this batch, so a second
@@ -205,8 +222,6 @@ async fn insert<'a>(
         .bind(columns.payloads)
         .bind(columns.hashes)
         .bind(columns.ips)
-        .bind(columns.delivery_events)
-        .bind(columns.delivery_targets)
         .fetch_all(pool)
         .await
         .map_err(|error| {
@@ -223,8 +238,6 @@ struct Columns<'a> {
     payloads: Vec<&'a [u8]>,
     hashes: Vec<&'a [u8]>,
     ips: Vec<Option<String>>,
-    delivery_events: Vec<&'a str>,
-    delivery_targets: Vec<&'a str>,
 }
 
 impl<'a> Columns<'a> {
@@ -234,9 +247,5 @@ impl<'a> Columns<'a> {
         self.payloads.push(&event.payload);
         self.hashes.push(&event.sha256);
         self.ips.push(event.source_ip.map(|ip| ip.to_string()));
-        for target in &event.targets {
-            self.delivery_events.push(&event.id);
-            self.delivery_targets.push(target);
-        }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use audian_receiver::intake::signature::sign;
+use audian_receiver::signing::sign;
 use tokio::task::JoinSet;
 
 use crate::receiver::SECRET;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use audian_receiver::intake::signature::sign;
+use audian_receiver::signing::sign;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;

@@ -1,6 +1,6 @@
 //! The request path of DESIGN §1, row by row, against a real Postgres over real TLS.
 
-use audian_receiver::intake::signature::sign;
+use audian_receiver::signing::sign;
 
 use crate::fixtures::{PREVIOUS_SECRET, SECRET, TestApp, TestDb, assert_answer, event};
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use audian_receiver::intake::signature::sign;
+use audian_receiver::signing::sign;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

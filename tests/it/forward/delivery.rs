@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use audian_receiver::config::TargetSettings;
-use audian_receiver::intake::signature::sign;
+use audian_receiver::signing::sign;
 
 use super::{
     all_delivered, amqp_target, deliveries, fast, http_target, nats_target, post_ok, redis_target,

@@ -16,10 +16,9 @@ async fn an_http_target_answering_500_three_times_is_retried_and_then_delivered(
     let body = typed_event("evt_flaky", "job.completed");
     post_ok(&app, &body).await;
 
-    let row = reaches_state(&app, "evt_flaky", "flaky", "delivered").await;
-    assert_eq!(row.attempts, 4, "three 500s, then the 200: {row:?}");
+    reaches_state(&app, "evt_flaky", "flaky", "delivered").await;
     let requests = sink.received();
-    assert_eq!(requests.len(), 4, "{requests:#?}");
+    assert_eq!(requests.len(), 4, "three 500s, then the 200: {requests:#?}");
     for request in &requests {
         assert_eq!(
             request.header("idempotency-key").as_deref(),

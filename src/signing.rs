@@ -1,5 +1,6 @@
-//! Proves a webhook body came from Audian: HMAC-SHA256 of the raw bytes, compared in
-//! constant time against every accepted key. Pure, so it is tested with fixed vectors.
+//! HMAC-SHA256 signing and constant-time verification, shared by intake (proving a webhook
+//! came from Audian), forwarding (`X-Receiver-Signature`) and `sign`. Pure, so it is tested
+//! with fixed vectors.
 
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};

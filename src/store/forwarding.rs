@@ -1,0 +1,292 @@
+//! The forwarder's queries: a cursor per target over the events log (leased, so one replica
+//! forwards a target at a time), and the retry rows of events that failed a target.
+//! Nothing here holds a transaction open while a target is called.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+/// The channel `events replay` notifies, so that running forwarders look at once.
+pub const CHANNEL: &str = "audian_deliveries";
+
+/// A place in the log: the writing transaction's id, then the event's sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
+pub struct Position {
+    pub txid: i64,
+    pub seq: i64,
+}
+
+/// What a target needs to send a stored event.
+#[derive(Debug, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: Vec<u8>,
+    pub received_at: OffsetDateTime,
+}
+
+impl StoredEvent {
+    pub fn payload_bytes(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.payload)
+    }
+}
+
+/// An event read from the log, with its place in it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct LoggedEvent {
+    pub txid: i64,
+    pub seq: i64,
+    #[sqlx(flatten)]
+    pub event: StoredEvent,
+}
+
+impl LoggedEvent {
+    pub fn position(&self) -> Position {
+        Position {
+            txid: self.txid,
+            seq: self.seq,
+        }
+    }
+}
+
+/// Makes the target's cursor if it has none: it starts at the watermark, so a new target
+/// gets every event recorded from now on, and none from before.
+pub async fn ensure_cursor(pool: &PgPool, target: &str, type_pattern: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO forward_cursors (target, txid, seq, origin_txid, origin_seq, type_pattern) \
+         SELECT $1, w, 0, w, 0, $2 FROM pg_snapshot_xmin(pg_current_snapshot()) AS w \
+         ON CONFLICT (target) DO UPDATE SET type_pattern = excluded.type_pattern \
+         WHERE forward_cursors.type_pattern IS DISTINCT FROM excluded.type_pattern",
+    )
+    .bind(target)
+    .bind(type_pattern)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Takes or renews the lease on the target's cursor for `owner`; `None` while another
+/// forwarder holds it.
+pub async fn lease_cursor(
+    pool: &PgPool,
+    target: &str,
+    owner: &str,
+    lease: Duration,
+) -> sqlx::Result<Option<Position>> {
+    sqlx::query_as(
+        "UPDATE forward_cursors \
+         SET lease_owner = $2, lease_until = clock_timestamp() + make_interval(secs => $3) \
+         WHERE target = $1 \
+           AND (lease_owner = $2 OR lease_until IS NULL OR lease_until < clock_timestamp()) \
+         RETURNING txid::text::bigint AS txid, seq",
+    )
+    .bind(target)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Up to `limit` events after `after`, in log order, all from transactions that have ended:
+/// below the snapshot's xmin nothing can commit later, so nothing appears behind a cursor.
+pub async fn read_after(
+    pool: &PgPool,
+    after: Position,
+    limit: i64,
+) -> sqlx::Result<Vec<LoggedEvent>> {
+    sqlx::query_as(
+        "SELECT txid::text::bigint AS txid, seq, event_id, event_type, payload, received_at \
+         FROM events \
+         WHERE (txid, seq) > ($1::bigint::text::xid8, $2) \
+           AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY txid, seq \
+         LIMIT $3",
+    )
+    .bind(after.txid)
+    .bind(after.seq)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// An event that failed its first attempt at a target.
+pub struct Failure<'a> {
+    pub event_id: &'a str,
+    pub dead: bool,
+    pub retry_in: Duration,
+    pub error: &'a str,
+}
+
+/// In one statement: moves the cursor to `to` and records the batch's failures as retry
+/// rows — only while `owner` still holds the lease (false otherwise: whoever took it over
+/// reads the batch again).
+pub async fn advance(
+    pool: &PgPool,
+    target: &str,
+    owner: &str,
+    to: Position,
+    failures: &[Failure<'_>],
+) -> sqlx::Result<bool> {
+    let mut columns = (vec![], vec![], vec![], vec![]);
+    for failure in failures {
+        columns.0.push(failure.event_id);
+        columns
+            .1
+            .push(if failure.dead { "dead" } else { "retrying" });
+        columns.2.push(failure.retry_in.as_secs_f64());
+        columns.3.push(failure.error);
+    }
+    sqlx::query_scalar(
+        "WITH moved AS ( \
+             UPDATE forward_cursors \
+             SET txid = $3::bigint::text::xid8, seq = $4, updated_at = now() \
+             WHERE target = $1 AND lease_owner = $2 \
+             RETURNING 1 \
+         ), failed AS ( \
+             INSERT INTO forward_retries (target, event_id, state, attempts, next_attempt_at, last_error) \
+             SELECT $1, f.event_id, f.state, 1, now() + make_interval(secs => f.delay), f.error \
+             FROM unnest($5::text[], $6::text[], $7::float8[], $8::text[]) AS f(event_id, state, delay, error) \
+             WHERE EXISTS (SELECT 1 FROM moved) \
+             ON CONFLICT (target, event_id) DO NOTHING \
+         ) \
+         SELECT EXISTS (SELECT 1 FROM moved)",
+    )
+    .bind(target)
+    .bind(owner)
+    .bind(to.txid)
+    .bind(to.seq)
+    .bind(columns.0)
+    .bind(columns.1)
+    .bind(columns.2)
+    .bind(columns.3)
+    .fetch_one(pool)
+    .await
+}
+
+/// Lets the lease go at shutdown, so another replica takes the target over at once.
+pub async fn release_cursor(pool: &PgPool, target: &str, owner: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE forward_cursors SET lease_owner = NULL, lease_until = NULL \
+         WHERE target = $1 AND lease_owner = $2",
+    )
+    .bind(target)
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A retry row claimed by a worker, with what it needs to send.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ClaimedRetry {
+    /// Including this attempt.
+    pub attempts: i32,
+    /// The claim this attempt holds; its outcome counts only while it is still current.
+    pub claim: i64,
+    #[sqlx(flatten)]
+    pub event: StoredEvent,
+}
+
+/// Claims up to `limit` due retries of `target`. The claim is a lease: the row is not due
+/// again until `lease` has passed, so a worker that dies gives it back by itself.
+pub async fn claim_retries(
+    pool: &PgPool,
+    target: &str,
+    limit: i64,
+    lease: Duration,
+) -> sqlx::Result<Vec<ClaimedRetry>> {
+    sqlx::query_as(
+        "WITH due AS ( \
+             SELECT event_id FROM forward_retries \
+             WHERE target = $1 AND state = 'retrying' AND next_attempt_at <= now() \
+             ORDER BY next_attempt_at \
+             LIMIT $2 \
+             FOR UPDATE SKIP LOCKED \
+         ) \
+         UPDATE forward_retries AS r \
+         SET attempts = r.attempts + 1, claim = r.claim + 1, \
+             next_attempt_at = now() + make_interval(secs => $3) \
+         FROM due JOIN events AS e USING (event_id) \
+         WHERE r.target = $1 AND r.event_id = due.event_id \
+         RETURNING r.event_id, r.attempts, r.claim, e.event_type, e.payload, e.received_at",
+    )
+    .bind(target)
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
+/// How a retried attempt ended.
+#[derive(Debug, Clone)]
+pub enum RetryOutcome {
+    Delivered,
+    Retry { after: Duration, error: String },
+    Dead { error: String },
+}
+
+/// Records every outcome of a retry batch in one statement: delivered rows are deleted,
+/// the others rescheduled or marked dead. An attempt whose claim is no longer current
+/// (its lease ran out and another took it, or the event was replayed) changes nothing.
+pub async fn complete_retries(
+    pool: &PgPool,
+    target: &str,
+    outcomes: &[(&ClaimedRetry, RetryOutcome)],
+) -> sqlx::Result<()> {
+    let mut columns = (vec![], vec![], vec![], vec![], vec![]);
+    for (claimed, outcome) in outcomes {
+        let (state, delay, error) = match outcome {
+            RetryOutcome::Delivered => ("delivered", 0.0, None),
+            RetryOutcome::Retry { after, error } => {
+                ("retrying", after.as_secs_f64(), Some(error.as_str()))
+            }
+            RetryOutcome::Dead { error } => ("dead", 0.0, Some(error.as_str())),
+        };
+        columns.0.push(claimed.event.event_id.as_str());
+        columns.1.push(claimed.claim);
+        columns.2.push(state);
+        columns.3.push(delay);
+        columns.4.push(error);
+    }
+    sqlx::query(
+        "WITH x AS ( \
+             SELECT * FROM unnest($2::text[], $3::bigint[], $4::text[], $5::float8[], $6::text[]) \
+                 AS x(event_id, claim, state, delay, error) \
+         ), done AS ( \
+             DELETE FROM forward_retries AS r USING x \
+             WHERE r.target = $1 AND r.event_id = x.event_id AND r.claim = x.claim \
+               AND x.state = 'delivered' \
+         ) \
+         UPDATE forward_retries AS r \
+         SET state = x.state, next_attempt_at = now() + make_interval(secs => x.delay), \
+             last_error = x.error, updated_at = now() \
+         FROM x \
+         WHERE r.target = $1 AND r.event_id = x.event_id AND r.claim = x.claim \
+           AND x.state <> 'delivered'",
+    )
+    .bind(target)
+    .bind(columns.0)
+    .bind(columns.1)
+    .bind(columns.2)
+    .bind(columns.3)
+    .bind(columns.4)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Events waiting for any target (retrying, or not yet reached by its cursor): for the
+/// `forward_pending` gauge, read every few seconds, never per wake-up.
+pub async fn count_pending(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM forward_retries WHERE state = 'retrying') \
+              + (SELECT coalesce(sum(behind.n), 0)::bigint FROM forward_cursors AS c, LATERAL ( \
+                     SELECT count(*) AS n FROM events AS e \
+                     WHERE (e.txid, e.seq) > (c.txid, c.seq) AND e.event_type ~ c.type_pattern \
+                 ) AS behind)",
+    )
+    .fetch_one(pool)
+    .await
+}
