@@ -1,36 +1,133 @@
-//! Benchmark companion: provisions what the forward targets of `bench/forward.toml` need
-//! (a JetStream stream, a RabbitMQ queue bound to the exchange), serves the HTTP sink they
-//! post to, and prints how many messages each destination holds until stopped with Ctrl-C,
-//! when it removes what it created.
+//! Benchmark companion: provisions what the forward targets of `bench/forward.toml` (and
+//! `bench/nats.toml`) need (a JetStream stream, a RabbitMQ queue bound to the exchange, an
+//! empty Redis stream), serves the HTTP sink they post to, and counts what each destination
+//! holds: printed every few seconds, and served as one line at `GET /counts`
+//! (`http=N nats=N amqp=N redis=N`) for `bench/run.sh`, which polls it. On Ctrl-C or SIGTERM
+//! it removes what it created.
 //!
-//! `cargo run --release --example bench_sink`
+//! `cargo run --release --example bench_sink [-- --tag TAG]`
+//!
+//! With `--tag TAG` every name carries the tag (stream `AUDIAN_BENCH_TAG` on subjects
+//! `bench.TAG.>`, exchange and queue `audian-bench-TAG`, Redis stream `audian:bench:TAG`), so
+//! each benchmark phase counts only its own messages; `bench/run.sh` writes the matching
+//! receiver configuration. Without it, the names of `bench/forward.toml`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
+use clap::Parser;
 use lapin::options::{
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
+use tokio::signal::unix::{SignalKind, signal};
 
-const STREAM: &str = "AUDIAN_BENCH";
-const SUBJECTS: &str = "bench.>";
-const EXCHANGE: &str = "audian-bench";
-const QUEUE: &str = "audian-bench";
 const HTTP_SINK: &str = "127.0.0.1:9999";
-const REDIS_STREAM: &str = "audian:bench";
+
+/// HTTP sink and destination counter for the forwarding benchmarks.
+#[derive(Parser, Debug)]
+#[command(name = "bench_sink")]
+struct Args {
+    /// Suffix for every stream, queue and exchange name (letters, digits, `_`).
+    #[arg(long, value_parser = parse_tag)]
+    tag: Option<String>,
+    /// Seconds between printed counts; 0 prints none.
+    #[arg(long, default_value_t = 5)]
+    print_every: u64,
+}
+
+fn parse_tag(tag: &str) -> Result<String, String> {
+    if !tag.is_empty() && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(tag.to_owned())
+    } else {
+        Err("letters, digits and `_` only".to_owned())
+    }
+}
+
+/// What the destinations are called for one tag.
+struct Names {
+    stream: String,
+    subjects: String,
+    exchange: String,
+    queue: String,
+    redis_stream: String,
+}
+
+impl Names {
+    fn new(tag: Option<&str>) -> Self {
+        match tag {
+            None => Self {
+                stream: "AUDIAN_BENCH".to_owned(),
+                subjects: "bench.>".to_owned(),
+                exchange: "audian-bench".to_owned(),
+                queue: "audian-bench".to_owned(),
+                redis_stream: "audian:bench".to_owned(),
+            },
+            Some(tag) => Self {
+                stream: format!("AUDIAN_BENCH_{tag}"),
+                subjects: format!("bench.{tag}.>"),
+                exchange: format!("audian-bench-{tag}"),
+                queue: format!("audian-bench-{tag}"),
+                redis_stream: format!("audian:bench:{tag}"),
+            },
+        }
+    }
+}
+
+/// Handles on every destination, to count what each holds.
+#[derive(Clone)]
+struct Destinations {
+    names: Arc<Names>,
+    http_received: Arc<AtomicU64>,
+    js: jetstream::Context,
+    channel: lapin::Channel,
+    redis: redis::aio::MultiplexedConnection,
+}
+
+impl Destinations {
+    /// `http=N nats=N amqp=N redis=N`.
+    async fn counts(&self) -> anyhow::Result<String> {
+        let names = &self.names;
+        let nats = self
+            .js
+            .get_stream(&names.stream)
+            .await?
+            .info()
+            .await?
+            .state
+            .messages;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let amqp = self
+            .channel
+            .queue_declare(names.queue.as_str().into(), passive, FieldTable::default())
+            .await?
+            .message_count();
+        let redis: u64 = redis::cmd("XLEN")
+            .arg(&names.redis_stream)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        let http = self.http_received.load(Ordering::Relaxed);
+        Ok(format!("http={http} nats={nats} amqp={amqp} redis={redis}"))
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    let names = Arc::new(Names::new(args.tag.as_deref()));
+
     let nats = async_nats::connect("nats://127.0.0.1:4222").await?;
     let js = jetstream::new(nats);
-    let _ = js.delete_stream(STREAM).await;
+    let _ = js.delete_stream(&names.stream).await;
     let stream_config = jetstream::stream::Config {
-        name: STREAM.to_owned(),
-        subjects: vec![SUBJECTS.to_owned()],
+        name: names.stream.clone(),
+        subjects: vec![names.subjects.clone()],
         ..Default::default()
     };
     js.create_stream(stream_config).await?;
@@ -45,23 +142,30 @@ async fn main() -> anyhow::Result<()> {
     };
     channel
         .exchange_declare(
-            EXCHANGE.into(),
+            names.exchange.as_str().into(),
             lapin::ExchangeKind::Topic,
             durable,
             FieldTable::default(),
         )
         .await?;
+    let _ = channel
+        .queue_delete(names.queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
     let queue_options = QueueDeclareOptions {
         durable: true,
         ..Default::default()
     };
     channel
-        .queue_declare(QUEUE.into(), queue_options, FieldTable::default())
+        .queue_declare(
+            names.queue.as_str().into(),
+            queue_options,
+            FieldTable::default(),
+        )
         .await?;
     channel
         .queue_bind(
-            QUEUE.into(),
-            EXCHANGE.into(),
+            names.queue.as_str().into(),
+            names.exchange.as_str().into(),
             "#".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
@@ -71,61 +175,70 @@ async fn main() -> anyhow::Result<()> {
     let redis = redis::Client::open("redis://127.0.0.1:6379")?;
     let mut redis = redis.get_multiplexed_async_connection().await?;
     let _: () = redis::cmd("DEL")
-        .arg(REDIS_STREAM)
+        .arg(&names.redis_stream)
         .query_async(&mut redis)
         .await?;
 
-    let received = Arc::new(AtomicU64::new(0));
-    let counter = received.clone();
-    let app = axum::Router::new().route(
-        "/sink",
-        axum::routing::post(move || {
-            counter.fetch_add(1, Ordering::Relaxed);
-            async { "ok" }
-        }),
-    );
+    let destinations = Destinations {
+        names: names.clone(),
+        http_received: Arc::new(AtomicU64::new(0)),
+        js: js.clone(),
+        channel: channel.clone(),
+        redis: redis.clone(),
+    };
+    let counter = destinations.http_received.clone();
+    let app = axum::Router::new()
+        .route(
+            "/sink",
+            axum::routing::post(move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+                async { "ok" }
+            }),
+        )
+        .route(
+            "/counts",
+            axum::routing::get(
+                |axum::extract::State(d): axum::extract::State<Destinations>| async move {
+                    match d.counts().await {
+                        Ok(line) => (axum::http::StatusCode::OK, line + "\n"),
+                        Err(error) => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            format!("error: {error:#}\n"),
+                        ),
+                    }
+                },
+            ),
+        )
+        .with_state(destinations.clone());
     let listener = tokio::net::TcpListener::bind(HTTP_SINK).await?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     println!(
-        "ready: http://{HTTP_SINK}/sink, JetStream {STREAM} ({SUBJECTS}), AMQP {EXCHANGE} -> {QUEUE}, Redis {REDIS_STREAM}"
+        "ready: http://{HTTP_SINK}/sink (counts at /counts), JetStream {} ({}), AMQP {} -> {}, Redis {}",
+        names.stream, names.subjects, names.exchange, names.queue, names.redis_stream
     );
 
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut terminate = signal(SignalKind::terminate())?;
+    let period = Duration::from_secs(args.print_every.max(1));
+    let mut tick = tokio::time::interval(period);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
         }
-        let nats_count = js.get_stream(STREAM).await?.info().await?.state.messages;
-        let amqp_count = channel
-            .queue_declare(
-                QUEUE.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?
-            .message_count();
-        let redis_count: u64 = redis::cmd("XLEN")
-            .arg(REDIS_STREAM)
-            .query_async(&mut redis)
-            .await?;
-        println!(
-            "http={} nats={nats_count} amqp={amqp_count} redis={redis_count}",
-            received.load(Ordering::Relaxed)
-        );
+        if args.print_every > 0 {
+            println!("{}", destinations.counts().await?);
+        }
     }
-    js.delete_stream(STREAM).await?;
+    js.delete_stream(&names.stream).await?;
     channel
-        .queue_delete(QUEUE.into(), QueueDeleteOptions::default())
+        .queue_delete(names.queue.as_str().into(), QueueDeleteOptions::default())
         .await?;
     channel
-        .exchange_delete(EXCHANGE.into(), Default::default())
+        .exchange_delete(names.exchange.as_str().into(), Default::default())
         .await?;
     let _: () = redis::cmd("DEL")
-        .arg(REDIS_STREAM)
+        .arg(&names.redis_stream)
         .query_async(&mut redis)
         .await?;
     println!("removed the benchmark stream, queue, exchange and Redis stream");

@@ -1,0 +1,475 @@
+#!/usr/bin/env bash
+# Every benchmark figure of BENCHMARKS.md in one command, each phase under the same load and
+# each accepted rate a ratio to the bare baseline server measured in the same run (DESIGN §6).
+#
+#   bench/run.sh           phases: a. bare server, b. receiver without targets,
+#                          c. receiver + one NATS target, d. receiver + http, nats, amqp, redis
+#   bench/run.sh --big     the same, then b and c again over a log of 10M stored events
+#
+# Needs Postgres (127.0.0.1:5432, user postgres), NATS with JetStream (4222), RabbitMQ
+# (5672, guest) and Redis (6379) running, and 8443, 9090 and 9999 free. Progress goes to
+# stderr, the markdown table (for BENCHMARKS.md) to stdout; logs stay in a directory under
+# /tmp named at the start.
+#
+# Environment, with defaults:
+#   BENCH_DURATION=20          measured seconds per phase (whole seconds)
+#   BENCH_WARMUP=5             uncounted seconds of load before each measurement
+#   BENCH_CONNECTIONS=50       keep-alive HTTPS connections
+#   BENCH_PHASES="bare intake nats all"   which of a–d to run, in this order
+#   BENCH_BIG=0                1 = as --big
+#   BENCH_PREFILL_ROWS=10000000           stored events for --big
+#   BENCH_DRAIN_DEADLINE=120   seconds to wait after the load for every target to hold
+#                              every accepted event
+#   BENCH_BARE_MAX_RATE=100000, BENCH_MAX_RATE=30000
+#                              events pre-signed per measured second, bare / receiver (the
+#                              loadgen stops early when they run out; the run says so)
+#   BENCH_BUILD=1              0 = skip `cargo build` and use the binaries already built
+#   CARGO_TARGET_DIR           where cargo builds (default: target/ in the repository)
+#   AUDIAN_WEBHOOK_SECRET=bench-secret-0123456789, RABBITMQ_PASSWORD=guest
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+die() {
+    echo "bench/run.sh: error: $*" >&2
+    exit 1
+}
+log() { echo "[$(date +%T)] $*" >&2; }
+
+# ---------------------------------------------------------------------------- settings --
+
+DURATION=${BENCH_DURATION:-20}
+WARMUP=${BENCH_WARMUP:-5}
+CONNECTIONS=${BENCH_CONNECTIONS:-50}
+PHASES=${BENCH_PHASES:-bare intake nats all}
+BIG=${BENCH_BIG:-0}
+PREFILL_ROWS=${BENCH_PREFILL_ROWS:-10000000}
+DRAIN_DEADLINE=${BENCH_DRAIN_DEADLINE:-120}
+BARE_MAX_RATE=${BENCH_BARE_MAX_RATE:-100000}
+MAX_RATE=${BENCH_MAX_RATE:-30000}
+BUILD=${BENCH_BUILD:-1}
+export AUDIAN_WEBHOOK_SECRET=${AUDIAN_WEBHOOK_SECRET:-bench-secret-0123456789}
+export RABBITMQ_PASSWORD=${RABBITMQ_PASSWORD:-guest}
+
+for arg in "$@"; do
+    case $arg in
+        --big) BIG=1 ;;
+        -h | --help)
+            sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+            exit 0
+            ;;
+        *) die "unknown argument $arg (only --big)" ;;
+    esac
+done
+for var in DURATION WARMUP CONNECTIONS PREFILL_ROWS DRAIN_DEADLINE BARE_MAX_RATE MAX_RATE; do
+    [[ ${!var} =~ ^[0-9]+$ ]] || die "BENCH_$var must be a whole number (got '${!var}')"
+done
+((DURATION > 0 && CONNECTIONS > 0 && PREFILL_ROWS > 0)) ||
+    die "BENCH_DURATION, BENCH_CONNECTIONS and BENCH_PREFILL_ROWS must be > 0"
+for phase in $PHASES; do
+    case $phase in bare | intake | nats | all) ;; *) die "BENCH_PHASES: unknown phase '$phase'" ;; esac
+done
+if [[ $BIG == 1 ]]; then
+    PHASES="$PHASES intake-big nats-big"
+fi
+
+DB=audian_bench                   # the database every bench/*.toml names
+TEMPLATE_DB=audian_bench_prefill  # the --big log, filled once, cloned for each big phase
+PSQL=(psql -h 127.0.0.1 -p 5432 -U postgres -X -q -At -v ON_ERROR_STOP=1)
+export PGOPTIONS='-c client_min_messages=warning'
+RUN_ID=$(printf '%04x' $((RANDOM % 65536)))
+RUN_DIR="" # made once the preconditions hold
+
+# ------------------------------------------------------------------------- helpers --
+
+now_us() { echo $((10#${EPOCHREALTIME//[.,]/})); }
+
+sleep_until_us() {
+    local left=$(($1 - $(now_us)))
+    if ((left > 0)); then sleep "$(printf '%d.%06d' $((left / 1000000)) $((left % 1000000)))"; fi
+}
+
+port_open() { (: <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# GET http://127.0.0.1:PORT/PATH with bash alone; prints the body, fails unless 200.
+http_get() {
+    local response
+    response=$({
+        printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+        cat <&3
+    } 2>/dev/null 3<>"/dev/tcp/127.0.0.1/$1") || return 1
+    [[ $response == "HTTP/1."[01]" 200 "* ]] || return 1
+    printf '%s\n' "${response#*$'\r\n\r\n'}"
+}
+
+# Alive and not a zombie (a child that exited stays in /proc until it is waited for).
+alive() {
+    local _pid _comm state
+    [[ -r /proc/$1/stat ]] && read -r _pid _comm state _ <"/proc/$1/stat" 2>/dev/null &&
+        [[ $state != Z ]]
+}
+
+STARTED=() # every process this script started, so that any exit stops them
+forget() {
+    local keep=() pid
+    for pid in "${STARTED[@]}"; do [[ $pid == "$1" ]] || keep+=("$pid"); done
+    STARTED=("${keep[@]}")
+}
+
+# Stops one process this script started: SIGTERM, up to 30 s to exit, then SIGKILL.
+stop() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    if alive "$pid"; then
+        log "process $pid ignored SIGTERM for 30 s: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    forget "$pid"
+}
+
+cleanup() {
+    local status=$? i
+    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do stop "${STARTED[i]}"; done
+    if [[ $BIG == 1 ]]; then
+        "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $TEMPLATE_DB WITH (FORCE)" \
+            -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" 2>/dev/null || true
+    fi
+    if [[ -n $RUN_DIR ]]; then rm -rf "$RUN_DIR/bin"; fi
+    if ((status != 0)) && [[ -n $RUN_DIR ]]; then echo "bench/run.sh: failed; logs in $RUN_DIR" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Polls "$@" every 50 ms until it succeeds; dies after SECS, or as soon as PID is gone.
+wait_for() {
+    local secs=$1 what=$2 pid=$3 logfile=$4
+    shift 4
+    local deadline=$(($(now_us) + secs * 1000000))
+    until "$@"; do
+        if [[ -n $pid ]] && ! alive "$pid"; then
+            tail -n 20 "$logfile" >&2 || true
+            die "$what: the process exited (log: $logfile)"
+        fi
+        (($(now_us) < deadline)) || die "$what: not within $secs s (log: $logfile)"
+        sleep 0.05
+    done
+}
+
+# Destination counts from bench_sink's /counts line into COUNT[http|nats|amqp|redis].
+declare -A COUNT
+read_counts() {
+    local line kv attempt
+    for attempt in 1 2 3; do
+        if line=$(http_get 9999 /counts); then
+            for kv in $line; do COUNT[${kv%%=*}]=${kv#*=}; done
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+json_field() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" "$2"; }
+
+thousands() {
+    local n=$1 out=""
+    while ((${#n} > 3)); do
+        out=",${n: -3}$out"
+        n=${n:0:${#n}-3}
+    done
+    echo "$n$out"
+}
+rounded() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
+per_second() { awk -v n="$1" -v us="$2" 'BEGIN { printf "%.0f", n * 1e6 / us }'; }
+ms() { awk -v x="$1" 'BEGIN { printf (x < 1 ? "%.2f ms" : "%.1f ms"), x }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+seconds() { awk -v us="$1" 'BEGIN { printf "%.1f s", us / 1e6 }'; }
+human_count() {
+    local n=$1
+    if ((n % 1000000 == 0)); then echo "$((n / 1000000))M"; elif ((n % 1000 == 0)); then echo "$((n / 1000))k"; else thousands "$n"; fi
+}
+
+# -------------------------------------------------------------------- preconditions --
+
+need_brokers=0
+need_postgres=0
+for phase in $PHASES; do
+    case $phase in
+        bare) ;;
+        intake | intake-big) need_postgres=1 ;;
+        *) need_postgres=1 need_brokers=1 ;;
+    esac
+done
+services=()
+if ((need_postgres)); then services+=("Postgres:5432"); fi
+if ((need_brokers)); then services+=("NATS:4222" "RabbitMQ:5672" "Redis:6379"); fi
+for service in "${services[@]}"; do
+    port_open "${service#*:}" ||
+        die "${service%:*} is not listening on 127.0.0.1:${service#*:}; start it and run again"
+done
+if ((need_postgres)); then
+    "${PSQL[@]}" -d postgres -c 'SELECT 1' >/dev/null ||
+        die "psql cannot connect to postgres@127.0.0.1:5432"
+fi
+for port in 8443 9090 9999; do
+    if port_open "$port"; then
+        die "something already listens on 127.0.0.1:$port (a receiver or bench_sink still running?)"
+    fi
+done
+
+# ---------------------------------------------------------------------------- build --
+
+RUN_DIR=$(mktemp -d "/tmp/audian-bench.XXXXXX")
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+if [[ $BUILD == 1 ]]; then
+    log "building (release, --locked) into $TARGET_DIR"
+    cargo build -j 2 --release --locked --bin audian-receiver --bin audian-loadgen \
+        --example bare_server --example bench_sink >&2
+fi
+# Run copies: a build in the shared target directory during the run cannot swap them.
+BIN=$RUN_DIR/bin
+mkdir -p "$BIN"
+for binary in audian-receiver audian-loadgen examples/bare_server examples/bench_sink; do
+    [[ -x $TARGET_DIR/release/$binary ]] || die "$TARGET_DIR/release/$binary is missing (build first)"
+    cp "$TARGET_DIR/release/$binary" "$BIN/"
+done
+BUILD_ID=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+log "build $BUILD_ID; logs in $RUN_DIR"
+
+# ---------------------------------------------------------------------- databases --
+
+fresh_database() {
+    "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+    DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" \
+        "$BIN/audian-receiver" migrate --config bench/intake.toml >>"$RUN_DIR/migrate.log" 2>&1 ||
+        die "migrating $DB failed (log: $RUN_DIR/migrate.log)"
+}
+
+# The big log is written once, by one INSERT … SELECT generate_series (bench/prefill.sql),
+# into a database no receiver has served, and each big phase gets a file copy of it: its
+# targets are new to it, so their cursors start after the stored events.
+PREFILLED=0
+prefilled_database() {
+    if ((PREFILLED == 0)); then
+        "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $TEMPLATE_DB WITH (FORCE)"
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/$TEMPLATE_DB" \
+            "$BIN/audian-receiver" migrate --config bench/intake.toml >>"$RUN_DIR/migrate.log" 2>&1 ||
+            die "migrating $TEMPLATE_DB failed (log: $RUN_DIR/migrate.log)"
+        log "prefilling $(thousands "$PREFILL_ROWS") stored events (one INSERT … SELECT, then VACUUM ANALYZE)"
+        local started
+        started=$(now_us)
+        "${PSQL[@]}" -d "$TEMPLATE_DB" -v rows="$PREFILL_ROWS" -f bench/prefill.sql >/dev/null
+        log "prefilled in $(seconds $(($(now_us) - started))), $("${PSQL[@]}" -d "$TEMPLATE_DB" \
+            -c "SELECT pg_size_pretty(pg_database_size(current_database()))")"
+        PREFILLED=1
+    fi
+    local started
+    started=$(now_us)
+    "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
+        -c "CREATE DATABASE $DB TEMPLATE $TEMPLATE_DB STRATEGY FILE_COPY"
+    log "copied the prefilled database in $(seconds $(($(now_us) - started)))"
+}
+
+# ------------------------------------------------------------------------- phases --
+
+declare -A LABEL RATE P50 P99 FORWARDED DRAIN RSS
+NOTES=()
+
+label_of() {
+    case $1 in
+        bare) echo "a. bare axum + rustls + HMAC" ;;
+        intake) echo "b. receiver, no target" ;;
+        nats) echo "c. receiver, 1 NATS target" ;;
+        all) echo "d. receiver, 4 targets" ;;
+        intake-big) echo "b. receiver, no target, $(human_count "$PREFILL_ROWS") stored" ;;
+        nats-big) echo "c. receiver, 1 NATS target, $(human_count "$PREFILL_ROWS") stored" ;;
+    esac
+}
+
+# Writes the receiver configuration for a phase: the checked-in one with every
+# destination name carrying the phase's tag (the names bench_sink --tag provisions).
+phase_config() {
+    local source=$1 tag=$2 out=$3 expected=$4
+    sed -e "s/\"bench\.{type}\"/\"bench.$tag.{type}\"/" \
+        -e "s/\"audian-bench\"/\"audian-bench-$tag\"/" \
+        -e "s/\"audian:bench\"/\"audian:bench:$tag\"/" "$source" >"$out"
+    local tagged
+    tagged=$(grep -c -- "$tag" "$out" || true)
+    ((tagged == expected)) ||
+        die "$source: expected $expected destination names to tag, found $tagged (were they renamed?)"
+}
+
+run_phase() {
+    local phase=$1 tag="${1//-/_}_$RUN_ID" config="" targets="" tagged=0 server_log server requests
+    case $phase in
+        intake | intake-big) config=bench/intake.toml ;;
+        nats | nats-big) config=bench/nats.toml targets="nats" tagged=1 ;;
+        all) config=bench/forward.toml targets="http nats amqp redis" tagged=3 ;;
+    esac
+    LABEL[$phase]=$(label_of "$phase")
+    log "phase ${LABEL[$phase]}"
+
+    local sink=""
+    if [[ -n $targets ]]; then
+        "$BIN/bench_sink" --tag "$tag" --print-every 0 >"$RUN_DIR/$phase.sink.log" 2>&1 &
+        sink=$!
+        STARTED+=("$sink")
+        wait_for 30 "bench_sink" "$sink" "$RUN_DIR/$phase.sink.log" http_get 9999 /counts >/dev/null
+        phase_config "$config" "$tag" "$RUN_DIR/$phase.toml" "$tagged"
+        config=$RUN_DIR/$phase.toml
+    fi
+
+    local since="-infinity"
+    server_log=$RUN_DIR/$phase.server.log
+    if [[ $phase == bare ]]; then
+        requests=$((BARE_MAX_RATE * DURATION))
+        "$BIN/bare_server" --listen 127.0.0.1:8443 >"$server_log" 2>&1 &
+        server=$!
+        STARTED+=("$server")
+        wait_for 30 "bare_server" "$server" "$server_log" grep -qs listening "$server_log"
+    else
+        requests=$((MAX_RATE * DURATION))
+        case $phase in *-big) prefilled_database ;; *) fresh_database ;; esac
+        since=$("${PSQL[@]}" -d "$DB" -c "SELECT coalesce(max(received_at), '-infinity') FROM events")
+        "$BIN/audian-receiver" serve --config "$config" >"$server_log" 2>&1 &
+        server=$!
+        STARTED+=("$server")
+        wait_for 60 "audian-receiver" "$server" "$server_log" http_get 9090 /readyz >/dev/null
+    fi
+
+    # The load. Its measurement starts WARMUP s after it reports its connections open; the
+    # destinations are counted at that moment and at the end of the measurement.
+    local out=$RUN_DIR/$phase.loadgen.json err=$RUN_DIR/$phase.loadgen.log
+    "$BIN/audian-loadgen" --insecure --connections "$CONNECTIONS" --warmup "$WARMUP" \
+        --duration "$DURATION" --requests "$requests" --json >"$out" 2>"$err" &
+    local loadgen=$!
+    STARTED+=("$loadgen")
+    wait_for 120 "audian-loadgen" "$loadgen" "$err" grep -qs '^opened' "$err"
+    local opened t0=0 t1=0 target
+    opened=$(now_us)
+    declare -A before=()
+    if [[ -n $targets ]]; then
+        sleep_until_us $((opened + WARMUP * 1000000))
+        read_counts || die "bench_sink /counts did not answer"
+        t0=$(now_us)
+        for target in $targets; do before[$target]=${COUNT[$target]}; done
+    fi
+    local end=$((opened + (WARMUP + DURATION) * 1000000))
+    while (($(now_us) < end)) && [[ ! -s $out ]]; do sleep 0.02; done
+    if [[ -n $targets ]]; then
+        read_counts || die "bench_sink /counts did not answer"
+        t1=$(now_us)
+    fi
+    wait "$loadgen" || {
+        cat "$err" >&2
+        die "audian-loadgen failed in phase $phase (log: $err)"
+    }
+    forget "$loadgen"
+    local stopped
+    stopped=$(now_us)
+
+    RATE[$phase]=$(json_field accepted_per_s "$out")
+    P50[$phase]=$(json_field p50 "$out")
+    P99[$phase]=$(json_field p99 "$out")
+    local sent accepted elapsed
+    sent=$(json_field sent "$out")
+    accepted=$(json_field accepted "$out")
+    elapsed=$(json_field elapsed_s "$out")
+    if ((sent != accepted)); then
+        NOTES+=("${LABEL[$phase]}: $((sent - accepted)) of $(thousands "$sent") measured requests not answered 200: $(grep -o '"status_counts":{[^}]*}' "$out"), $(sed -n 's/.*\("errors":.*\),"latency_ms".*/\1/p' "$out")")
+    fi
+    if awk -v e="$elapsed" -v d="$DURATION" 'BEGIN { exit !(e < d - 0.5) }'; then
+        NOTES+=("${LABEL[$phase]}: the $(thousands "$requests") pre-signed events ran out after $elapsed s of $DURATION s (raise BENCH_MAX_RATE or BENCH_BARE_MAX_RATE)")
+    fi
+
+    # Drain: from the load's end until every target holds every event the database holds.
+    FORWARDED[$phase]="–"
+    DRAIN[$phase]="–"
+    if [[ -n $targets ]]; then
+        local stored
+        stored=$("${PSQL[@]}" -d "$DB" -c "SELECT count(*) FROM events WHERE received_at > '$since'")
+        local window=$((t1 - t0)) rates=""
+        for target in $targets; do
+            rates+="${rates:+, }$target $(thousands "$(per_second $((COUNT[$target] - before[$target])) "$window")")"
+        done
+        FORWARDED[$phase]=$rates
+        local deadline=$((stopped + DRAIN_DEADLINE * 1000000)) done_at=0 behind
+        while :; do
+            read_counts || true
+            behind=""
+            for target in $targets; do
+                ((${COUNT[$target]:-0} >= stored)) || behind+=" $target $(thousands $((stored - ${COUNT[$target]:-0})))"
+            done
+            if [[ -z $behind ]]; then
+                done_at=$(now_us)
+                break
+            fi
+            (($(now_us) < deadline)) || break
+            sleep 0.05
+        done
+        if ((done_at > 0)); then
+            DRAIN[$phase]=$(seconds $((done_at - stopped)))
+        else
+            DRAIN[$phase]="> $DRAIN_DEADLINE s"
+            NOTES+=("${LABEL[$phase]}: after $DRAIN_DEADLINE s the targets still lacked events (of $(thousands "$stored") stored):$behind")
+        fi
+        for target in $targets; do
+            if ((${COUNT[$target]:-0} > stored)); then
+                NOTES+=("${LABEL[$phase]}: $target holds $(thousands $((COUNT[$target] - stored))) more messages than events were stored (redeliveries)")
+            fi
+        done
+        log "  $(thousands "$stored") events stored; destinations: $(http_get 9999 /counts || echo '?')"
+    fi
+
+    local hwm
+    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$server/status")
+    RSS[$phase]=$(awk -v kb="$hwm" 'BEGIN { printf "%.1f MiB", kb / 1024 }')
+    stop "$server"
+    if [[ -n $sink ]]; then stop "$sink"; fi
+    log "  $(thousands "$(rounded "${RATE[$phase]}")") accepted/s, p50 $(ms "${P50[$phase]}"), p99 $(ms "${P99[$phase]}"), drain ${DRAIN[$phase]}, peak RSS ${RSS[$phase]}"
+}
+
+for phase in $PHASES; do run_phase "$phase"; done
+
+# -------------------------------------------------------------------------- table --
+
+cores=$(nproc)
+pg_version=$("${PSQL[@]}" -d postgres -c 'SHOW server_version' 2>/dev/null | cut -d' ' -f1 || echo "?")
+{
+    echo "### $(date +%F), build $BUILD_ID: \`bench/run.sh$([[ $BIG == 1 ]] && echo ' --big')\`"
+    echo
+    echo "$cores cores, PostgreSQL $pg_version; loadgen, servers, Postgres and brokers on the same machine." \
+        "Per phase: $CONNECTIONS keep-alive HTTPS connections, ${WARMUP} s warmup, ${DURATION} s measured," \
+        "every request a distinct pre-signed ~575-byte event; forwarded/s counted at the destinations" \
+        "over the measured window; drain = from the load's end until every target holds every stored event;" \
+        "peak RSS = the server's VmHWM."
+    echo
+    echo "| phase | accepted/s | × bare | × b | p50 | p99 | forwarded/s per target | drain | peak RSS |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for phase in $PHASES; do
+        vs_bare="–"
+        vs_intake="–"
+        if [[ -n ${RATE[bare]:-} ]]; then vs_bare=$(ratio "${RATE[$phase]}" "${RATE[bare]}"); fi
+        case $phase in
+            nats | all) base=intake ;;
+            nats-big) base=intake-big ;;
+            *) base="" ;;
+        esac
+        if [[ -n $base && -n ${RATE[$base]:-} ]]; then vs_intake=$(ratio "${RATE[$phase]}" "${RATE[$base]}"); fi
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$phase]}" \
+            "$(thousands "$(rounded "${RATE[$phase]}")")" "$vs_bare" "$vs_intake" \
+            "$(ms "${P50[$phase]}")" "$(ms "${P99[$phase]}")" "${FORWARDED[$phase]}" \
+            "${DRAIN[$phase]}" "${RSS[$phase]}"
+    done
+    if ((${#NOTES[@]} > 0)); then
+        echo
+        for note in "${NOTES[@]}"; do echo "- $note"; done
+    fi
+} | tee "$RUN_DIR/table.md"
+log "table also in $RUN_DIR/table.md"
