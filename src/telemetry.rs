@@ -1,12 +1,13 @@
 //! Logs (tracing, pretty or JSON) and Prometheus metrics.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
@@ -46,8 +47,10 @@ pub struct Metrics {
     pub duplicate_mismatches: Counter,
     /// Forward attempts by target and outcome (delivered, retry, dead).
     pub deliveries: Family<DeliveryLabels, Counter>,
-    /// Deliveries pending, as last seen by a worker.
+    /// Deliveries pending, as last seen by the periodic gauge query.
     pub pending: Gauge,
+    /// Age of the oldest open writing transaction on the cluster, which holds forwarding back.
+    pub watermark_lag: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -57,6 +60,7 @@ impl Metrics {
         let duplicate_mismatches = Counter::default();
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         let pending = Gauge::default();
+        let watermark_lag = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "webhook_requests",
             "Webhook requests by outcome",
@@ -77,12 +81,19 @@ impl Metrics {
             "Deliveries waiting to be forwarded",
             pending.clone(),
         );
+        registry.register_with_unit(
+            "forward_watermark_lag",
+            "Age of the oldest open writing transaction on the Postgres cluster: forwarding reads only events older than it",
+            Unit::Seconds,
+            watermark_lag.clone(),
+        );
         Arc::new(Self {
             registry,
             requests,
             duplicate_mismatches,
             deliveries,
             pending,
+            watermark_lag,
         })
     }
 

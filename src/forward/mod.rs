@@ -1,6 +1,7 @@
 //! Forwarding recorded events to downstream targets: each target reads the events log
 //! through its own cursor, and failed events are retried from rows of their own.
 
+mod gauges;
 mod listen;
 mod retry;
 mod send;

@@ -21,8 +21,6 @@ use crate::telemetry::{DeliveryLabels, Metrics};
 
 /// How long a woken loop waits for more events before reading.
 const GATHER: Duration = Duration::from_millis(10);
-/// How often the pending gauge is refreshed: one query for all targets.
-const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A configured target, built, with its limits.
 struct Route {
@@ -121,8 +119,11 @@ impl Forwarder {
             wake,
             shutdown.clone(),
         ));
-        let gauges = (self.clone(), shutdown.clone());
-        tasks.spawn(async move { gauges.0.refresh_gauges(gauges.1).await });
+        tasks.spawn(super::gauges::refresh(
+            self.pool.clone(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
         for index in 0..self.routes.len() {
             let (forwarder, woken, shutdown) = (self.clone(), woken.clone(), shutdown.clone());
             tasks.spawn(async move { forwarder.run(index, woken, shutdown).await });
@@ -316,17 +317,5 @@ impl Forwarder {
             .deliveries
             .get_or_create(&labels)
             .inc_by(n as u64);
-    }
-
-    async fn refresh_gauges(&self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            if let Ok(pending) = forwarding::count_pending(&self.pool).await {
-                self.metrics.pending.set(pending);
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(GAUGE_INTERVAL) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
     }
 }

@@ -290,3 +290,26 @@ pub async fn count_pending(pool: &PgPool) -> sqlx::Result<i64> {
     .fetch_one(pool)
     .await
 }
+
+/// The oldest open transaction with an id on the cluster: it holds the watermark (and so
+/// every cursor) back. `None` when no other writing transaction is open.
+#[derive(Debug, sqlx::FromRow)]
+pub struct WatermarkHolder {
+    pub pid: i32,
+    pub age_seconds: f64,
+    pub database: Option<String>,
+    pub application_name: Option<String>,
+    pub state: Option<String>,
+}
+
+pub async fn watermark_holder(pool: &PgPool) -> sqlx::Result<Option<WatermarkHolder>> {
+    sqlx::query_as(
+        "SELECT pid, extract(epoch FROM clock_timestamp() - xact_start)::float8 AS age_seconds, \
+                datname::text AS database, application_name, state \
+         FROM pg_stat_activity \
+         WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() AND xact_start IS NOT NULL \
+         ORDER BY xact_start LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+}

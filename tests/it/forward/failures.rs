@@ -139,3 +139,46 @@ async fn a_hanging_target_does_not_hold_back_the_other_targets_until_its_timeout
     );
     hole.abort();
 }
+
+#[tokio::test]
+async fn a_long_open_transaction_holds_forwarding_back_visibly_until_it_ends() {
+    let sink = Sink::start().await;
+    let targets = vec![http_target("http", &sink.url)];
+    let app = TestApp::spawn_with(|s| fast(&mut s.forward, targets)).await;
+    // Another client opens a writing transaction (it has a transaction id) and leaves it open.
+    let mut blocker = app.db.connect().await;
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+
+    post_ok(&app, &typed_event("evt_held", "job.completed")).await;
+    eventually(
+        "the watermark lag gauge to show the open transaction",
+        || async {
+            let metrics = reqwest::get(format!("{}/metrics", app.admin))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let lag: f64 = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("audian_receiver_forward_watermark_lag_seconds "))?
+                .parse()
+                .ok()?;
+            (lag > 0.0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        sink.count("evt_held"),
+        0,
+        "an event committed after the open transaction began waits for it to end"
+    );
+
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    reaches_state(&app, "evt_held", "http", "delivered").await;
+    assert_eq!(sink.count("evt_held"), 1);
+}
