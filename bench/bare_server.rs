@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use audian_receiver::intake::SIGNATURE_HEADER;
-use audian_receiver::intake::signature::Verifier;
+use audian_receiver::signing::Verifier;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
