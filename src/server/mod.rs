@@ -28,6 +28,8 @@ pub struct Application {
     public: std::net::TcpListener,
     admin: tokio::net::TcpListener,
     tls: Option<RustlsConfig>,
+    /// Certificate and key files, re-read on SIGHUP or change (tls.mode = "rustls").
+    tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
     router: Router,
     admin_router: Router,
     pool: PgPool,
@@ -78,10 +80,13 @@ impl Application {
         let public = bind(settings.server.listen, "server.listen")?;
         let admin =
             tokio::net::TcpListener::from_std(bind(settings.admin.listen, "admin.listen")?)?;
+        let tls_files = matches!(settings.tls.mode, TlsMode::Rustls)
+            .then(|| (settings.tls.cert.clone(), settings.tls.key.clone()));
         Ok(Self {
             public,
             admin,
             tls,
+            tls_files,
             router,
             admin_router: admin::router(pool.clone(), metrics),
             pool,
@@ -112,6 +117,11 @@ impl Application {
             .forwarder
             .spawn(self.forwarding, self.wake, shutdown.clone());
 
+        tokio::spawn(tls::reload_on_change(
+            self.tls.clone(),
+            self.tls_files.clone(),
+            shutdown.clone(),
+        ));
         let handle = Handle::new();
         let grace = self.shutdown_grace;
         let watcher = handle.clone();

@@ -9,5 +9,6 @@ mod forward;
 mod intake;
 mod migration;
 mod outage;
+mod reload;
 mod targets;
 mod tls;
