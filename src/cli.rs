@@ -34,6 +34,8 @@ pub enum Command {
     CheckConfig(ConfigArg),
     /// Print the X-Audian-Signature of stdin, signed with AUDIAN_WEBHOOK_SECRET.
     Sign,
+    /// Run one retention sweep now (what `serve` does every retention.sweep_interval_s).
+    Purge(ConfigArg),
     /// Inspect and replay forwarded events.
     Events {
         #[command(flatten)]
@@ -63,5 +65,11 @@ pub enum EventsCommand {
         state: Option<DeliveryState>,
         #[arg(long)]
         target: Option<String>,
+    },
+    /// Erase events: drop their stored payloads and cancel any forwarding still due for
+    /// them; the ids stay, so Audian's retries remain duplicates.
+    Forget {
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
 }

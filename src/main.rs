@@ -43,6 +43,10 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Migrate(args) => {
             commands::migrate(&load(args.config.as_deref(), Scope::DatabaseOnly)?).await
         }
+        Command::Purge(args) => {
+            let settings = load(args.config.as_deref(), Scope::DatabaseOnly)?;
+            commands::purge(&settings).await
+        }
         Command::Events { config, command } => {
             let settings = load(config.config.as_deref(), Scope::DatabaseOnly)?;
             commands::events::run(&settings, command).await

@@ -8,6 +8,7 @@ use crate::cli::EventsCommand;
 use crate::config::Settings;
 use crate::store;
 use crate::store::operator::{self, DeliveryRow, DeliveryState};
+use crate::store::retention;
 
 pub async fn run(settings: &Settings, command: EventsCommand) -> Result<(), CommandError> {
     let pool = store::pool(&settings.database).context("database.url")?;
@@ -34,6 +35,7 @@ pub async fn run(settings: &Settings, command: EventsCommand) -> Result<(), Comm
             check_target(settings, target.as_deref())?;
             replay(&pool, ids, state, target).await
         }
+        EventsCommand::Forget { ids } => forget(&pool, ids).await,
     }
 }
 
@@ -57,11 +59,11 @@ async fn show(pool: &PgPool, id: &str) -> Result<(), CommandError> {
     println!("event_id:    {id}");
     println!("type:        {}", event.event_type);
     println!("received_at: {}", event.received_at);
-    println!(
-        "payload:     {} bytes, sha256 {}",
-        event.size,
-        hex::encode(event.sha256)
-    );
+    let sha = hex::encode(event.sha256);
+    match event.size {
+        Some(size) => println!("payload:     {size} bytes, sha256 {sha}"),
+        None => println!("payload:     dropped (retention or erasure), sha256 {sha}"),
+    }
     for row in operator::for_event(pool, id)
         .await
         .context("reading deliveries")?
@@ -89,20 +91,41 @@ async fn replay(
     }
     let ids = (!ids.is_empty()).then_some(ids);
     if let Some(ids) = &ids {
-        let unknown = operator::unknown_events(pool, ids)
-            .await
-            .context("checking ids")?;
-        if !unknown.is_empty() {
-            return Err(CommandError::Usage(format!(
-                "no event with id {}",
-                unknown.join(", ")
-            )));
-        }
+        check_known(pool, ids).await?;
     }
     let count = operator::replay(pool, ids.as_deref(), state, target.as_deref())
         .await
         .context("replaying deliveries")?;
     println!("replayed {count} deliveries");
+    Ok(())
+}
+
+/// Every id must be a recorded event; otherwise nothing is done and the unknown are named.
+async fn check_known(pool: &PgPool, ids: &[String]) -> Result<(), CommandError> {
+    let unknown = operator::unknown_events(pool, ids)
+        .await
+        .context("checking ids")?;
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(CommandError::Usage(format!(
+            "no event with id {}",
+            unknown.join(", ")
+        )))
+    }
+}
+
+/// Erasure, with one audit line per id (in the log and on stdout).
+async fn forget(pool: &PgPool, ids: Vec<String>) -> Result<(), CommandError> {
+    check_known(pool, &ids).await?;
+    let dropped = retention::forget(pool, &ids)
+        .await
+        .context("erasing events")?;
+    for id in &ids {
+        let had_payload = dropped.contains(id);
+        tracing::info!(audit = "erasure", event_id = %id, had_payload, "event forgotten: payload dropped, forwarding cancelled");
+        println!("forgotten\t{id}");
+    }
     Ok(())
 }
 

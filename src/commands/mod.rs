@@ -66,6 +66,20 @@ pub async fn migrate(settings: &Settings) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// `purge`: one retention sweep now; prints what it removed.
+pub async fn purge(settings: &Settings) -> Result<(), CommandError> {
+    let pool = store::pool(&settings.database).context("database.url")?;
+    let retention = &settings.retention;
+    let purged = store::retention::sweep(&pool, retention.payload_days, retention.dedup_days)
+        .await
+        .context("sweeping")?;
+    println!(
+        "dropped {} payloads older than {} days, removed {} events older than {} days",
+        purged.payloads, retention.payload_days, purged.rows, retention.dedup_days
+    );
+    Ok(())
+}
+
 /// `check-config`: the effective configuration with secrets redacted, or every problem.
 pub fn check_config(path: Option<&std::path::Path>) -> Result<String, CommandError> {
     let settings = Settings::load(path, Scope::Everything)?;

@@ -10,7 +10,7 @@ pub use secret_url::{SecretUrl, has_password, redact_url};
 pub use secrets::{Secrets, key_bytes, read_secret};
 pub use settings::{
     AdminSettings, DatabaseSettings, ForwardSettings, LogFormat, LogSettings, RateLimitSettings,
-    ServerSettings, Settings, TlsMode, TlsSettings,
+    RetentionSettings, ServerSettings, Settings, TlsMode, TlsSettings,
 };
 pub use targets::{TargetKind, TargetSettings};
 
@@ -81,6 +81,7 @@ impl Settings {
         }
         self.database.check(&mut problems);
         self.forward.check(&mut problems);
+        self.retention.check(&mut problems);
         problems
     }
 }

@@ -18,6 +18,47 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub forward: ForwardSettings,
+    pub retention: RetentionSettings,
+}
+
+/// How long stored events are kept (DESIGN §2). Nothing still waiting for a target is ever
+/// removed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Payloads of events every target has passed are dropped after this many days.
+    pub payload_days: u32,
+    /// Rows (the ids that make Audian's retries duplicates) are removed after this many days.
+    pub dedup_days: u32,
+    /// Seconds between background sweeps.
+    pub sweep_interval_s: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            payload_days: 7,
+            dedup_days: 30,
+            sweep_interval_s: 300,
+        }
+    }
+}
+
+impl RetentionSettings {
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if self.payload_days == 0 || self.sweep_interval_s == 0 {
+            problems.push(
+                "retention.payload_days and retention.sweep_interval_s must be > 0".to_owned(),
+            );
+        }
+        if self.dedup_days < self.payload_days {
+            problems.push(format!(
+                "retention.dedup_days ({}) must be at least retention.payload_days ({}): a row \
+                 without its id could not recognise Audian's retries as duplicates",
+                self.dedup_days, self.payload_days
+            ));
+        }
+    }
 }
 
 /// The public listener that Audian posts to.

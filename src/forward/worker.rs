@@ -196,7 +196,7 @@ impl Forwarder {
         let wanted: Vec<_> = events
             .iter()
             .map(|e| &e.event)
-            .filter(|e| route.settings.accepts(&e.event_type))
+            .filter(|e| e.payload.is_some() && route.settings.accepts(&e.event_type))
             .collect();
         let outgoing = wanted.iter().map(|&e| Outgoing::from(e));
         let results = self.send(route, outgoing.collect()).await;

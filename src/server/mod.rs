@@ -17,7 +17,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Secrets, Settings, TlsMode, key_bytes};
+use crate::config::{RetentionSettings, Secrets, Settings, TlsMode, key_bytes};
 use crate::forward::Forwarder;
 use crate::intake::{Intake, Verifier};
 use crate::store::{self, EventWriter};
@@ -37,6 +37,7 @@ pub struct Application {
     forwarder: Arc<Forwarder>,
     wake: tokio::sync::watch::Sender<u64>,
     forwarding: bool,
+    retention: RetentionSettings,
     shutdown_grace: Duration,
 }
 
@@ -94,6 +95,7 @@ impl Application {
             forwarder,
             wake,
             forwarding: settings.forward.workers > 0,
+            retention: settings.retention.clone(),
             shutdown_grace: settings.server.shutdown_grace(),
         })
     }
@@ -117,6 +119,11 @@ impl Application {
             .forwarder
             .spawn(self.forwarding, self.wake, shutdown.clone());
 
+        tokio::spawn(retention_sweeps(
+            self.forward_pool.clone(),
+            self.retention.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(tls::reload_on_change(
             self.tls.clone(),
             self.tls_files.clone(),
@@ -194,6 +201,27 @@ async fn prepare_database(settings: &Settings) -> anyhow::Result<PgPool> {
             .context("applying migrations at start")?;
     }
     Ok(pool)
+}
+
+/// The retention sweep every `retention.sweep_interval_s`, on forwarding's connections (never
+/// intake's). Every replica sweeps; the batches skip rows another holds.
+async fn retention_sweeps(pool: PgPool, retention: RetentionSettings, shutdown: CancellationToken) {
+    let interval = Duration::from_secs(retention.sweep_interval_s);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match store::retention::sweep(&pool, retention.payload_days, retention.dedup_days).await {
+            Ok(purged) if purged != Default::default() => tracing::info!(
+                payloads = purged.payloads,
+                rows = purged.rows,
+                "retention sweep"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "retention sweep failed; will try again"),
+        }
+    }
 }
 
 /// A loop per target, plus LISTEN, the gauges and the CLI-free slack of one.

@@ -23,13 +23,14 @@ pub struct Position {
 pub struct StoredEvent {
     pub event_id: String,
     pub event_type: String,
-    pub payload: Vec<u8>,
+    /// `None` once erased (`events forget`): such an event is never forwarded.
+    pub payload: Option<Vec<u8>>,
     pub received_at: OffsetDateTime,
 }
 
 impl StoredEvent {
     pub fn payload_bytes(&self) -> Bytes {
-        Bytes::copy_from_slice(&self.payload)
+        Bytes::copy_from_slice(self.payload.as_deref().unwrap_or_default())
     }
 }
 
@@ -209,7 +210,7 @@ pub async fn claim_retries(
          SET attempts = r.attempts + 1, claim = r.claim + 1, \
              next_attempt_at = now() + make_interval(secs => $3) \
          FROM due JOIN events AS e USING (event_id) \
-         WHERE r.target = $1 AND r.event_id = due.event_id \
+         WHERE r.target = $1 AND r.event_id = due.event_id AND e.payload IS NOT NULL \
          RETURNING r.event_id, r.attempts, r.claim, e.event_type, e.payload, e.received_at",
     )
     .bind(target)

@@ -2,6 +2,7 @@
 
 pub mod forwarding;
 pub mod operator;
+pub mod retention;
 mod writer;
 
 pub use writer::{EventWriter, NewEvent, Recorded, WriteError};

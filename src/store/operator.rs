@@ -73,7 +73,8 @@ pub async fn for_event(pool: &PgPool, event_id: &str) -> sqlx::Result<Vec<Delive
 pub struct EventSummary {
     pub event_type: String,
     pub received_at: OffsetDateTime,
-    pub size: i32,
+    /// `None` once the payload was dropped (retention or erasure).
+    pub size: Option<i32>,
     pub sha256: Vec<u8>,
 }
 
@@ -114,6 +115,7 @@ pub async fn replay(
          SELECT d.target, d.event_id, 'retrying', 0, now() FROM deliveries AS d \
          WHERE ($1::text[] IS NULL OR d.event_id = ANY($1)) \
            AND ($2::text IS NULL OR d.state = $2) AND ($3::text IS NULL OR d.target = $3) \
+           AND EXISTS (SELECT 1 FROM events AS e WHERE e.event_id = d.event_id AND e.payload IS NOT NULL) \
          ON CONFLICT (target, event_id) DO UPDATE \
          SET state = 'retrying', attempts = 0, claim = r.claim + 1, next_attempt_at = now(), \
              last_error = NULL, updated_at = now()",

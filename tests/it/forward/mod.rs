@@ -7,6 +7,7 @@ mod delivery;
 mod failures;
 mod lease;
 mod reconnect;
+mod retention;
 
 use audian_receiver::config::{ForwardSettings, SecretUrl, TargetKind, TargetSettings};
 
