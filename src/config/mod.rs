@@ -1,18 +1,17 @@
 //! Layered configuration: built-in defaults, then a TOML file, then `AUDIAN_RECEIVER__*`
 //! environment variables. Validated once at start so a bad key fails loudly, naming itself.
 
-mod secret_url;
 mod secrets;
 mod settings;
 mod targets;
 
-pub use secret_url::{SecretUrl, has_password, redact_url};
+pub use crate::secret_url::{SecretUrl, has_password, redact_url};
 pub use secrets::{Secrets, key_bytes, read_secret};
 pub use settings::{
     AdminSettings, DatabaseSettings, ForwardSettings, LogFormat, LogSettings, RateLimitSettings,
     RetentionSettings, ServerSettings, Settings, TlsMode, TlsSettings,
 };
-pub use targets::{TargetKind, TargetSettings};
+pub use targets::TargetSettings;
 
 use std::path::Path;
 
@@ -112,13 +111,17 @@ fn refuse_passwords_in_file(path: &Path) -> Result<(), ConfigError> {
 
 fn describe_figment_error(error: figment::Error, path: Option<&Path>) -> ConfigError {
     let mut messages = Vec::new();
-    for e in error {
-        let key = e.path.join(".");
+    for mut e in error {
         if let figment::error::Kind::UnknownField(field, _) = &e.kind
             && field.to_ascii_lowercase().contains("secret")
         {
-            return ConfigError::SecretInFile(key);
+            let mut key = e.path.clone();
+            if key.last() != Some(field) {
+                key.push(field.clone());
+            }
+            return ConfigError::SecretInFile(key.join("."));
         }
+        name_the_target_key(&mut e);
         let place = match &e.metadata {
             Some(meta) => match &meta.source {
                 Some(source) => format!(" (from {source})"),
@@ -133,6 +136,37 @@ fn describe_figment_error(error: figment::Error, path: Option<&Path>) -> ConfigE
         ));
     }
     ConfigError::Problems(messages)
+}
+
+/// A target's `kind` and that kind's keys reach serde through a buffer (`kind` is an
+/// internal tag, flattened into the entry), so their errors stop at the target. Put back
+/// the key the error is about where it says which, and expect the keys every kind has
+/// beside the kind's own.
+fn name_the_target_key(e: &mut figment::Error) {
+    use figment::error::Kind;
+    let [forward, targets, _] = e.path.as_slice() else {
+        return;
+    };
+    if forward != "forward" || targets != "targets" {
+        return;
+    }
+    match &e.kind {
+        Kind::UnknownField(field, expected) => {
+            let expected: Vec<String> = targets::COMMON_KEYS
+                .iter()
+                .chain(expected.iter())
+                .map(|key| format!("`{key}`"))
+                .collect();
+            let message = format!(
+                "unknown field: found `{field}`, expected one of {}",
+                expected.join(", ")
+            );
+            e.path.push(field.clone());
+            e.kind = Kind::Message(message);
+        }
+        Kind::UnknownVariant(..) => e.path.push("kind".to_owned()),
+        _ => {}
+    }
 }
 
 /// `forward.targets.0.kind` → ``forward.targets[0] (`jobs`): `kind` ``, so an error about a
@@ -151,7 +185,10 @@ fn describe_key(key: &[String], path: Option<&Path>) -> String {
                 .and_then(|i| targets?.get(i)?.get("name")?.as_str().map(str::to_owned))
                 .map(|name| format!(" (`{name}`)"))
                 .unwrap_or_default();
-            format!("forward.targets[{index}]{name}: `{}`", rest.join("."))
+            match rest {
+                [] => format!("forward.targets[{index}]{name}"),
+                _ => format!("forward.targets[{index}]{name}: `{}`", rest.join(".")),
+            }
         }
         [] => "configuration".to_owned(),
         _ => key.join("."),

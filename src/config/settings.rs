@@ -322,17 +322,7 @@ impl ForwardSettings {
                     target.name
                 ));
             }
-            target.check(index, problems);
-            // An attempt is cut off at 80% of the lease (so no other worker re-claims a row
-            // still being sent); a longer timeout could never be waited out.
-            if let Some(timeout) = target.timeout_ms
-                && timeout * 5 >= self.lease_ms * 4
-            {
-                problems.push(format!(
-                    "forward.targets[{index}] (`{}`): `timeout_ms` ({timeout}) must be below 80% of forward.lease_ms ({})",
-                    target.name, self.lease_ms
-                ));
-            }
+            target.check(index, self.lease_ms, problems);
         }
     }
 }

@@ -1,46 +1,30 @@
-//! One `[[forward.targets]]` entry: where to forward, which event types, and the checks that
-//! make a bad target stop start-up with a message naming the target and the key.
+//! One `[[forward.targets]]` entry: its name, which event types it takes, and its kind (whose
+//! keys and checks live with that kind's client); a bad target stops start-up with a message
+//! naming the target and the key.
 
 use serde::{Deserialize, Serialize};
 
-use super::SecretUrl;
+use crate::forward::targets::{Checks, TargetKind};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    Http,
-    Nats,
-    Amqp,
-    Redis,
-}
-
-/// A forward target as configured. Kind-specific keys are checked by [`TargetSettings::check`]
-/// so that an error can say "target `jobs` (nats) needs `subject`".
+/// A forward target as configured: the keys every kind has, then `kind` and that kind's own
+/// keys (its config type lives with its client in `forward::targets`). An unknown key is
+/// refused by the kind's type, naming the key (`deny_unknown_fields` cannot sit here, beside
+/// `flatten`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct TargetSettings {
     pub name: String,
-    pub kind: TargetKind,
     /// Globs over the event type (`*` any run of characters, `?` one); default: all.
     #[serde(default = "all_types")]
     pub event_types: Vec<String>,
     /// Overrides `forward.max_attempts` for this target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<i32>,
-    pub url: Option<SecretUrl>,
-    /// HTTP request timeout.
-    pub timeout_ms: Option<u64>,
-    /// HTTP requests outstanding at once (default 16): a downstream with a small accept
-    /// backlog is not flooded with connections.
-    pub max_in_flight: Option<usize>,
-    /// NATS subject template; `{type}` is replaced by the event type.
-    pub subject: Option<String>,
-    /// AMQP exchange (declared as a durable topic exchange when missing).
-    pub exchange: Option<String>,
-    /// AMQP routing-key template; `{type}` is replaced by the event type.
-    pub routing_key: Option<String>,
-    /// Redis stream key.
-    pub stream: Option<String>,
+    #[serde(flatten)]
+    pub kind: TargetKind,
 }
+
+/// The keys of [`TargetSettings`] itself, and the tag of its kind: every kind accepts them.
+pub(super) const COMMON_KEYS: [&str; 4] = ["name", "kind", "event_types", "max_attempts"];
 
 fn all_types() -> Vec<String> {
     vec!["*".to_owned()]
@@ -74,92 +58,29 @@ impl TargetSettings {
         format!("^({})$", globs.join("|"))
     }
 
-    pub(super) fn check(&self, index: usize, problems: &mut Vec<String>) {
-        let before = problems.len();
+    /// Every problem with this target, each naming it and the key; `lease_ms` is
+    /// `forward.lease_ms`, which bounds a kind's timeouts. Connects to nothing.
+    pub(super) fn check(&self, index: usize, lease_ms: u64, problems: &mut Vec<String>) {
         let label = if self.name.is_empty() {
             format!("forward.targets[{index}]")
         } else {
             format!(
-                "forward.targets[{index}] (`{}`, {:?})",
-                self.name, self.kind
+                "forward.targets[{index}] (`{}`, {})",
+                self.name,
+                self.kind.name()
             )
         };
+        let mut checks = Checks::new(&label, lease_ms, problems);
         if self.name.is_empty() || self.name.len() > 100 {
-            problems.push(format!("{label}: `name` must be 1 to 100 characters"));
+            checks.problem("`name` must be 1 to 100 characters");
         }
         if self.event_types.is_empty() {
-            problems.push(format!(
-                "{label}: `event_types` is empty, so nothing would match"
-            ));
+            checks.problem("`event_types` is empty, so nothing would match");
         }
         if self.max_attempts.is_some_and(|n| n <= 0) {
-            problems.push(format!("{label}: `max_attempts` must be > 0"));
+            checks.problem("`max_attempts` must be > 0");
         }
-        if self.max_in_flight == Some(0) {
-            problems.push(format!("{label}: `max_in_flight` must be > 0"));
-        }
-        let (required, allowed) = self.keys_for_kind();
-        for (key, present) in self.kind_keys() {
-            if required.contains(&key) && !present {
-                problems.push(format!("{label}: missing `{key}`"));
-            } else if present && !required.contains(&key) && !allowed.contains(&key) {
-                problems.push(format!(
-                    "{label}: `{key}` does not apply to kind {:?}",
-                    self.kind
-                ));
-            }
-        }
-        if let Some(url) = &self.url {
-            let expected: &[&str] = match self.kind {
-                TargetKind::Http => &["http://", "https://"],
-                TargetKind::Nats => &["nats://", "tls://"],
-                TargetKind::Amqp => &["amqp://", "amqps://"],
-                TargetKind::Redis => &["redis://", "rediss://"],
-            };
-            if !expected
-                .iter()
-                .any(|scheme| url.expose().starts_with(scheme))
-            {
-                problems.push(format!(
-                    "{label}: `url` must start with one of {expected:?} (got {url})"
-                ));
-            }
-        }
-        for (key, template) in [
-            ("subject", &self.subject),
-            ("routing_key", &self.routing_key),
-        ] {
-            if let Some(Err(e)) = template.as_deref().map(crate::forward::validate_template) {
-                problems.push(format!("{label}: `{key}`: {e}"));
-            }
-        }
-        // The target's own checks (URL syntax, names); it connects to nothing here.
-        if problems.len() == before
-            && let Err(e) = crate::forward::build_target(self)
-        {
-            problems.push(format!("{label}: {e}"));
-        }
-    }
-
-    fn keys_for_kind(&self) -> (&'static [&'static str], &'static [&'static str]) {
-        match self.kind {
-            TargetKind::Http => (&["url"], &["timeout_ms", "max_in_flight"]),
-            TargetKind::Nats => (&["url", "subject"], &[]),
-            TargetKind::Amqp => (&["url", "exchange", "routing_key"], &[]),
-            TargetKind::Redis => (&["url", "stream"], &[]),
-        }
-    }
-
-    fn kind_keys(&self) -> [(&'static str, bool); 7] {
-        [
-            ("url", self.url.is_some()),
-            ("timeout_ms", self.timeout_ms.is_some()),
-            ("max_in_flight", self.max_in_flight.is_some()),
-            ("subject", self.subject.is_some()),
-            ("exchange", self.exchange.is_some()),
-            ("routing_key", self.routing_key.is_some()),
-            ("stream", self.stream.is_some()),
-        ]
+        self.kind.check(&mut checks);
     }
 }
 
@@ -193,14 +114,105 @@ pub fn glob_matches(glob: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_matches;
+    use super::{TargetSettings, glob_matches};
+
+    fn parse(toml: &str) -> Result<TargetSettings, String> {
+        toml::from_str(toml).map_err(|e| e.to_string())
+    }
+
+    fn problems(toml: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        parse(toml).unwrap().check(0, 30_000, &mut problems);
+        problems
+    }
+
+    const NATS: &str = "name = \"jobs\"\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\n";
 
     #[test]
     fn globs_become_one_anchored_postgres_pattern() {
-        let target: super::TargetSettings =
-            toml::from_str("name = \"t\"\nkind = \"http\"\nevent_types = [\"job.*\", \"a?c\"]")
-                .unwrap();
+        let target = parse(
+            "name = \"t\"\nkind = \"http\"\nurl = \"http://h/\"\nevent_types = [\"job.*\", \"a?c\"]",
+        )
+        .unwrap();
         assert_eq!(target.type_pattern(), r"^(job\..*|a.c)$");
+    }
+
+    #[test]
+    fn each_kind_takes_its_own_keys_beside_the_common_ones() {
+        let target = parse(&format!(
+            "{NATS}subject = \"audian.{{type}}\"\nmax_attempts = 3\nevent_types = [\"job.*\"]"
+        ))
+        .unwrap();
+        assert_eq!(target.max_attempts, Some(3));
+        assert_eq!(target.kind.name(), "nats");
+        assert!(problems(&format!("{NATS}subject = \"a.{{type}}\"")).is_empty());
+        let printed = toml::to_string(&target).unwrap();
+        assert!(printed.contains("kind = \"nats\""), "{printed}");
+        assert!(printed.contains("subject = \"audian.{type}\""), "{printed}");
+    }
+
+    #[test]
+    fn a_target_never_shows_the_password_in_its_url() {
+        let target = parse(
+            "name = \"a\"\nkind = \"amqp\"\nurl = \"amqp://u:hunter2@h/\"\nexchange = \"x\"\nrouting_key = \"k\"",
+        )
+        .unwrap();
+        let printed = toml::to_string(&target).unwrap();
+        assert!(
+            printed.contains("url = \"amqp://u:[redacted]@h/\""),
+            "{printed}"
+        );
+        assert!(!format!("{target:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_key_of_another_kind_is_refused_naming_it() {
+        let err = parse(&format!("{NATS}subject = \"a\"\nstream = \"s\"")).unwrap_err();
+        assert!(err.contains("unknown field `stream`"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_naming_it() {
+        let err = parse(&format!("{NATS}subject = \"a\"\nevent_type = [\"x\"]")).unwrap_err();
+        assert!(err.contains("unknown field `event_type`"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_key_of_the_kind_is_named() {
+        let err = parse(NATS).unwrap_err();
+        assert!(err.contains("missing field `subject`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_kind_is_refused() {
+        let err = parse("name = \"k\"\nkind = \"kafka\"\nurl = \"x\"").unwrap_err();
+        assert!(err.contains("unknown variant `kafka`"), "{err}");
+    }
+
+    #[test]
+    fn checks_name_the_target_and_the_key() {
+        let found = problems(
+            "name = \"jobs\"\nkind = \"nats\"\nurl = \"http://h\"\nsubject = \"a.{event}\"",
+        );
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("forward.targets[0] (`jobs`, nats): `url` must start with"));
+        assert!(
+            found[1]
+                .starts_with("forward.targets[0] (`jobs`, nats): `subject`: unknown placeholder")
+        );
+    }
+
+    #[test]
+    fn an_http_timeout_must_end_within_80_percent_of_the_lease() {
+        let http = "name = \"h\"\nkind = \"http\"\nurl = \"http://h/\"\n";
+        assert!(problems(&format!("{http}timeout_ms = 23999")).is_empty());
+        let found = problems(&format!("{http}timeout_ms = 24000"));
+        assert_eq!(
+            found,
+            [
+                "forward.targets[0] (`h`, http): `timeout_ms` (24000) must be below 80% of forward.lease_ms (30000)"
+            ]
+        );
     }
 
     #[test]

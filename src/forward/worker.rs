@@ -64,8 +64,10 @@ impl Forwarder {
             .targets
             .iter()
             .map(|target| {
+                let built = target.kind.build();
+                let built = built.map_err(|e| format!("target `{}`: {e}", target.name))?;
                 Ok(Route {
-                    target: super::build_target(target)?,
+                    target: built,
                     max_attempts: target.max_attempts.unwrap_or(settings.max_attempts),
                     // Brokers pipeline a whole batch; HTTP bounds itself per target.
                     max_in_flight: settings.batch_size.max(1) as usize,

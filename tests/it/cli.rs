@@ -137,6 +137,43 @@ async fn check_config_refuses_a_literal_password_in_a_target_url() {
 }
 
 #[tokio::test]
+async fn check_config_refuses_a_key_of_another_kind_naming_the_target_and_the_key() {
+    let text = format!("{AMQP_TARGET}url = \"amqp://127.0.0.1:5672/%2f\"\nstream = \"s\"\n");
+    let run = check_config(&text, &[("AUDIAN_WEBHOOK_SECRET", SECRET)]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr
+            .contains("forward.targets[0] (`audit`): `stream`: unknown field"),
+        "{run}"
+    );
+}
+
+#[tokio::test]
+async fn check_config_refuses_an_unknown_target_kind_naming_the_key() {
+    let text = "[[forward.targets]]\nname = \"audit\"\nkind = \"kafka\"\nurl = \"kafka://h\"\n";
+    let run = check_config(text, &[("AUDIAN_WEBHOOK_SECRET", SECRET)]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr
+            .contains("forward.targets[0] (`audit`): `kind`: unknown variant"),
+        "{run}"
+    );
+}
+
+#[tokio::test]
+async fn check_config_refuses_a_secret_key_in_a_target_naming_it() {
+    let text =
+        format!("{AMQP_TARGET}url = \"amqp://127.0.0.1:5672/%2f\"\nhmac_secret = \"hunter2\"\n");
+    let run = check_config(&text, &[("AUDIAN_WEBHOOK_SECRET", SECRET)]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains("(forward.targets.0.hmac_secret)"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("hunter2"));
+}
+
+#[tokio::test]
 async fn migrate_and_events_do_not_need_the_listener_certificate() {
     let db = TestDb::create().await;
     let binary = Binary::new();

@@ -7,17 +7,44 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::timeout;
 
 use super::{
-    DeliveryError, Message, Redactor, check_metadata, error_chain, install_crypto_provider,
+    Checks, DeliveryError, Message, Redactor, check_metadata, error_chain, install_crypto_provider,
     render_template, rfc3339, validate_template,
 };
+use crate::secret_url::SecretUrl;
 
 /// Bounds connect and confirm waits so a dead broker fails a delivery instead of hanging it.
 const TIMEOUT: Duration = Duration::from_secs(5);
 const PERSISTENT: u8 = 2;
+
+/// The keys of a `kind = "amqp"` target.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpConfig {
+    pub url: SecretUrl,
+    /// Declared as a durable topic exchange when missing.
+    pub exchange: String,
+    /// Routing-key template; `{type}` is replaced by the event type.
+    pub routing_key: String,
+}
+
+impl AmqpConfig {
+    pub(super) fn check(&self, checks: &mut Checks<'_>) {
+        if checks.url_scheme(&self.url, &["amqp://", "amqps://"]) {
+            checks.key("url", parse_url(self.url.expose()));
+        }
+        checks.key("exchange", exchange_name(&self.exchange).map(drop));
+        checks.key("routing_key", validate_template(&self.routing_key));
+    }
+
+    pub fn build(&self) -> Result<AmqpTarget, String> {
+        AmqpTarget::new(self.url.expose(), &self.exchange, &self.routing_key)
+    }
+}
 
 /// A connection and the one confirm-mode channel we publish on.
 struct Link {
@@ -42,21 +69,13 @@ pub struct AmqpTarget {
 
 impl AmqpTarget {
     pub fn new(url: &str, exchange: &str, routing_key_template: &str) -> Result<Self, String> {
-        let redactor = Redactor::for_url(url);
-        url.parse::<lapin::uri::AMQPUri>()
-            .map_err(|e| redactor.scrub(format!("invalid AMQP URL: {e}")))?;
+        parse_url(url)?;
         validate_template(routing_key_template)?;
-        if exchange.is_empty() || exchange.starts_with("amq.") {
-            return Err(format!(
-                "AMQP exchange {exchange:?} cannot be declared (empty or reserved amq.* name)"
-            ));
-        }
-        let exchange = ShortString::try_new(exchange).map_err(|e| format!("AMQP exchange: {e}"))?;
         Ok(Self {
             url: url.to_owned(),
-            exchange,
+            exchange: exchange_name(exchange)?,
             routing_key_template: routing_key_template.to_owned(),
-            redactor,
+            redactor: Redactor::for_url(url),
             link: Mutex::new(None),
         })
     }
@@ -175,6 +194,22 @@ impl AmqpTarget {
         tracing::info!(target_kind = "amqp", exchange = %self.exchange, "connected to AMQP broker");
         Ok(link)
     }
+}
+
+fn parse_url(url: &str) -> Result<(), String> {
+    url.parse::<lapin::uri::AMQPUri>()
+        .map(drop)
+        .map_err(|e| Redactor::for_url(url).scrub(format!("invalid AMQP URL: {e}")))
+}
+
+/// An exchange we may declare: not empty, not a reserved `amq.*` name, a short string.
+fn exchange_name(exchange: &str) -> Result<ShortString, String> {
+    if exchange.is_empty() || exchange.starts_with("amq.") {
+        return Err(format!(
+            "AMQP exchange {exchange:?} cannot be declared (empty or reserved amq.* name)"
+        ));
+    }
+    ShortString::try_new(exchange).map_err(|e| format!("AMQP exchange: {e}"))
 }
 
 fn properties(msg: &Message<'_>) -> Result<BasicProperties, DeliveryError> {

@@ -4,12 +4,59 @@ use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use super::{DeliveryError, Message, Redactor, error_chain, install_crypto_provider, rfc3339};
+use super::{
+    Checks, DeliveryError, Message, Redactor, error_chain, install_crypto_provider, rfc3339,
+};
+use crate::secret_url::SecretUrl;
 
 /// Longest slice of a response body quoted in an error: enough to diagnose, too little to leak much.
 const BODY_EXCERPT_CHARS: usize = 200;
+const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+
+/// The keys of a `kind = "http"` target.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub url: SecretUrl,
+    /// Request timeout (default 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Requests outstanding at once (default 16): a downstream with a small accept backlog
+    /// is not flooded with connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+}
+
+impl HttpConfig {
+    pub(super) fn check(&self, checks: &mut Checks<'_>) {
+        if checks.url_scheme(&self.url, &["http://", "https://"]) {
+            checks.key("url", parse_url(self.url.expose()).map(drop));
+        }
+        if self.max_in_flight == Some(0) {
+            checks.problem("`max_in_flight` must be > 0");
+        }
+        // An attempt is cut off at 80% of the lease (so no other worker re-claims a row still
+        // being sent); a longer timeout could never be waited out.
+        if let Some(timeout) = self.timeout_ms
+            && timeout.saturating_mul(5) >= checks.lease_ms.saturating_mul(4)
+        {
+            let lease = checks.lease_ms;
+            checks.problem(format_args!(
+                "`timeout_ms` ({timeout}) must be below 80% of forward.lease_ms ({lease})"
+            ));
+        }
+    }
+
+    pub fn build(&self) -> Result<HttpTarget, String> {
+        let timeout = Duration::from_millis(self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
+        let in_flight = self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+        HttpTarget::new(self.url.expose(), timeout, in_flight)
+    }
+}
 
 pub struct HttpTarget {
     client: reqwest::Client,
@@ -22,13 +69,7 @@ pub struct HttpTarget {
 impl HttpTarget {
     pub fn new(url: &str, timeout: Duration, max_in_flight: usize) -> Result<Self, String> {
         let redactor = Redactor::for_url(url);
-        let parsed = Url::parse(url).map_err(|e| format!("invalid HTTP target URL: {e}"))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!(
-                "HTTP target URL must use http or https, not {:?}",
-                parsed.scheme()
-            ));
-        }
+        let parsed = parse_url(url)?;
         install_crypto_provider();
         // A redirect would re-send the event to a URL nobody configured; surface it instead.
         let client = reqwest::Client::builder()
@@ -76,6 +117,17 @@ impl HttpTarget {
             (false, false) => DeliveryError::retryable(format!("HTTP request failed: {text}")),
         }
     }
+}
+
+fn parse_url(url: &str) -> Result<Url, String> {
+    let parsed = Url::parse(url).map_err(|e| format!("invalid HTTP target URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "HTTP target URL must use http or https, not {:?}",
+            parsed.scheme()
+        ));
+    }
+    Ok(parsed)
 }
 
 async fn status_error(response: Response) -> DeliveryError {

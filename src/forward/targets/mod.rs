@@ -1,9 +1,14 @@
-//! Forward targets: deliver one stored event to one configured destination and classify the outcome.
+//! Forward targets: deliver one stored event to one configured destination and classify the
+//! outcome. Each kind's file holds its config (keys, checks), its client and its send; what
+//! they share is here.
 
 pub mod amqp;
 pub mod http;
+mod kinds;
 pub mod nats;
 pub mod redis;
+
+pub use kinds::{Checks, Target, TargetKind};
 
 use std::sync::Once;
 use std::time::Duration;
@@ -42,50 +47,6 @@ impl DeliveryError {
             retryable: false,
             retry_after: None,
             message: message.into(),
-        }
-    }
-}
-
-/// One configured target, ready to deliver. Enum dispatch (no async_trait).
-pub enum Target {
-    Http(http::HttpTarget),
-    Nats(nats::NatsTarget),
-    Amqp(amqp::AmqpTarget),
-    Redis(redis::RedisTarget),
-}
-
-impl Target {
-    /// Delivers `msg`; `Ok` only once the destination acknowledged it.
-    pub async fn deliver(&self, msg: &Message<'_>) -> Result<(), DeliveryError> {
-        let result = match self {
-            Target::Http(t) => t.deliver(msg).await,
-            Target::Nats(t) => t.deliver(msg).await,
-            Target::Amqp(t) => t.deliver(msg).await,
-            Target::Redis(t) => t.deliver(msg).await,
-        };
-        match &result {
-            Ok(()) => tracing::debug!(
-                target_kind = self.kind(),
-                event_id = msg.event_id,
-                "forwarded"
-            ),
-            Err(e) => tracing::warn!(
-                target_kind = self.kind(),
-                event_id = msg.event_id,
-                retryable = e.retryable,
-                error = %e.message,
-                "forward failed"
-            ),
-        }
-        result
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Target::Http(_) => "http",
-            Target::Nats(_) => "nats",
-            Target::Amqp(_) => "amqp",
-            Target::Redis(_) => "redis",
         }
     }
 }

@@ -4,15 +4,38 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use async_nats::{ConnectOptions, HeaderMap};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::{
-    DeliveryError, Message, Redactor, check_metadata, error_chain, install_crypto_provider,
+    Checks, DeliveryError, Message, Redactor, check_metadata, error_chain, install_crypto_provider,
     render_template, rfc3339, validate_template,
 };
+use crate::secret_url::SecretUrl;
 
 /// Bounds connect and PubAck waits so a dead server fails a delivery instead of hanging it.
 const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The keys of a `kind = "nats"` target.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    pub url: SecretUrl,
+    /// Subject template; `{type}` is replaced by the event type. A JetStream stream must
+    /// capture the subjects it makes.
+    pub subject: String,
+}
+
+impl NatsConfig {
+    pub(super) fn check(&self, checks: &mut Checks<'_>) {
+        checks.url_scheme(&self.url, &["nats://", "tls://"]);
+        checks.key("subject", check_subject_template(&self.subject));
+    }
+
+    pub fn build(&self) -> Result<NatsTarget, String> {
+        NatsTarget::new(self.url.expose(), &self.subject)
+    }
+}
 
 pub struct NatsTarget {
     url: String,
@@ -24,9 +47,7 @@ pub struct NatsTarget {
 
 impl NatsTarget {
     pub fn new(url: &str, subject_template: &str) -> Result<Self, String> {
-        validate_template(subject_template)?;
-        check_subject(&render_template(subject_template, "event"))
-            .map_err(|e| format!("invalid NATS subject template: {e}"))?;
+        check_subject_template(subject_template)?;
         if url.trim().is_empty() {
             return Err("NATS URL is empty".into());
         }
@@ -124,6 +145,12 @@ fn headers(msg: &Message<'_>) -> Result<HeaderMap, DeliveryError> {
         headers.insert("X-Receiver-Signature", signature);
     }
     Ok(headers)
+}
+
+fn check_subject_template(template: &str) -> Result<(), String> {
+    validate_template(template)?;
+    check_subject(&render_template(template, "event"))
+        .map_err(|e| format!("invalid NATS subject template: {e}"))
 }
 
 /// A publish subject must be non-empty dot-separated tokens without wildcards or whitespace.

@@ -2,13 +2,39 @@
 
 use std::time::Duration;
 
+use redis::IntoConnectionInfo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use super::{DeliveryError, Message, Redactor, error_chain, rfc3339};
+use super::{Checks, DeliveryError, Message, Redactor, error_chain, rfc3339};
+use crate::secret_url::SecretUrl;
 
 /// Bounds connects and replies so a dead server fails a delivery instead of hanging it.
 const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The keys of a `kind = "redis"` target.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: SecretUrl,
+    /// The stream key entries are added to.
+    pub stream: String,
+}
+
+impl RedisConfig {
+    pub(super) fn check(&self, checks: &mut Checks<'_>) {
+        if checks.url_scheme(&self.url, &["redis://", "rediss://"]) {
+            let url = self.url.expose();
+            checks.key("url", parse_url(url, &Redactor::for_url(url)).map(drop));
+        }
+        checks.key("stream", check_stream(&self.stream));
+    }
+
+    pub fn build(&self) -> Result<RedisTarget, String> {
+        RedisTarget::new(self.url.expose(), &self.stream)
+    }
+}
 
 pub struct RedisTarget {
     client: redis::Client,
@@ -21,11 +47,9 @@ pub struct RedisTarget {
 impl RedisTarget {
     pub fn new(url: &str, stream: &str) -> Result<Self, String> {
         let redactor = Redactor::for_url(url);
-        if stream.is_empty() {
-            return Err("Redis stream name is empty".into());
-        }
+        check_stream(stream)?;
         super::install_crypto_provider();
-        let client = redis::Client::open(url)
+        let client = redis::Client::open(parse_url(url, &redactor)?)
             .map_err(|e| redactor.scrub(format!("invalid Redis URL: {}", error_chain(&e))))?;
         Ok(Self {
             client,
@@ -78,4 +102,17 @@ impl RedisTarget {
             .get()
             .ok_or_else(|| DeliveryError::retryable("Redis connection manager unavailable"))
     }
+}
+
+/// The URL's connection details; parsing only, nothing connects.
+fn parse_url(url: &str, redactor: &Redactor) -> Result<redis::ConnectionInfo, String> {
+    url.into_connection_info()
+        .map_err(|e| redactor.scrub(format!("invalid Redis URL: {}", error_chain(&e))))
+}
+
+fn check_stream(stream: &str) -> Result<(), String> {
+    if stream.is_empty() {
+        return Err("Redis stream name is empty".into());
+    }
+    Ok(())
 }

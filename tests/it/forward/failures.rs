@@ -3,9 +3,10 @@
 
 use std::collections::HashSet;
 
-use audian_receiver::config::TargetSettings;
-
-use super::{deliveries, fast, http_target, post_ok, reaches_state, redis_target, typed_event};
+use super::{
+    deliveries, fast, http_target, http_target_with_timeout, post_ok, reaches_state, redis_target,
+    typed_event,
+};
 use crate::fixtures::{REDIS_ADDR, RedisStream, Sink, TestApp, eventually, free_port};
 
 #[tokio::test]
@@ -98,10 +99,7 @@ async fn a_hanging_target_does_not_hold_back_the_other_targets_until_its_timeout
     let redis = RedisStream::new().await;
     let (hung_url, hole) = black_hole().await;
     let targets = vec![
-        TargetSettings {
-            timeout_ms: Some(300_000),
-            ..http_target("hung", &hung_url)
-        },
+        http_target_with_timeout("hung", &hung_url, 300_000),
         redis_target("redis", REDIS_ADDR, &redis.name),
     ];
     let app = TestApp::spawn_with(|s| {

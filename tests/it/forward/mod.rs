@@ -9,7 +9,10 @@ mod lease;
 mod reconnect;
 mod retention;
 
-use audian_receiver::config::{ForwardSettings, SecretUrl, TargetKind, TargetSettings};
+use audian_receiver::config::{ForwardSettings, SecretUrl, TargetSettings};
+use audian_receiver::forward::targets::{
+    TargetKind, amqp::AmqpConfig, http::HttpConfig, nats::NatsConfig, redis::RedisConfig,
+};
 
 use crate::fixtures::{NATS_ADDR, TestApp, amqp_url, eventually};
 
@@ -32,49 +35,51 @@ pub fn fast(forward: &mut ForwardSettings, targets: Vec<TargetSettings>) {
     forward.targets = targets;
 }
 
-fn target(name: &str, kind: TargetKind, url: &str) -> TargetSettings {
+fn target(name: &str, kind: TargetKind) -> TargetSettings {
     TargetSettings {
         name: name.to_owned(),
-        kind,
         event_types: vec!["*".to_owned()],
         max_attempts: None,
-        url: Some(SecretUrl::new(url)),
-        timeout_ms: None,
-        max_in_flight: None,
-        subject: None,
-        exchange: None,
-        routing_key: None,
-        stream: None,
+        kind,
     }
 }
 
 pub fn http_target(name: &str, url: &str) -> TargetSettings {
-    TargetSettings {
-        timeout_ms: Some(2_000),
-        ..target(name, TargetKind::Http, url)
-    }
+    http_target_with_timeout(name, url, 2_000)
+}
+
+pub fn http_target_with_timeout(name: &str, url: &str, timeout_ms: u64) -> TargetSettings {
+    let config = HttpConfig {
+        url: SecretUrl::new(url),
+        timeout_ms: Some(timeout_ms),
+        max_in_flight: None,
+    };
+    target(name, TargetKind::Http(config))
 }
 
 pub fn redis_target(name: &str, addr: &str, stream: &str) -> TargetSettings {
-    TargetSettings {
-        stream: Some(stream.to_owned()),
-        ..target(name, TargetKind::Redis, &format!("redis://{addr}/"))
-    }
+    let config = RedisConfig {
+        url: SecretUrl::new(&format!("redis://{addr}/")),
+        stream: stream.to_owned(),
+    };
+    target(name, TargetKind::Redis(config))
 }
 
 pub fn nats_target(name: &str, subject: &str) -> TargetSettings {
-    TargetSettings {
-        subject: Some(subject.to_owned()),
-        ..target(name, TargetKind::Nats, &format!("nats://{NATS_ADDR}"))
-    }
+    let config = NatsConfig {
+        url: SecretUrl::new(&format!("nats://{NATS_ADDR}")),
+        subject: subject.to_owned(),
+    };
+    target(name, TargetKind::Nats(config))
 }
 
 pub fn amqp_target(name: &str, addr: &str, exchange: &str, routing_key: &str) -> TargetSettings {
-    TargetSettings {
-        exchange: Some(exchange.to_owned()),
-        routing_key: Some(routing_key.to_owned()),
-        ..target(name, TargetKind::Amqp, &amqp_url(addr))
-    }
+    let config = AmqpConfig {
+        url: SecretUrl::new(&amqp_url(addr)),
+        exchange: exchange.to_owned(),
+        routing_key: routing_key.to_owned(),
+    };
+    target(name, TargetKind::Amqp(config))
 }
 
 /// One row of the outbox as a test looks at it.

@@ -1,4 +1,5 @@
 //! A URL that may carry credentials (database, brokers): usable, but never printed whole.
+//! Neutral ground: the configuration and each forward target's own config type hold one.
 
 use std::fmt;
 
