@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use subtle::{Choice, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -21,11 +21,35 @@ pub struct Verifier {
 #[derive(Debug)]
 pub struct Verified {
     body: Bytes,
+    key: Key,
+}
+
+/// Which secret a valid signature was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Current,
+    /// The previous secret, accepted during a rotation: while these still come, it cannot go.
+    Previous,
+}
+
+impl Key {
+    /// The `key` label of `signature_matches_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Key::Current => "current",
+            Key::Previous => "previous",
+        }
+    }
 }
 
 impl Verified {
     pub fn body(&self) -> &Bytes {
         &self.body
+    }
+
+    /// The key that made the signature.
+    pub fn key(&self) -> Key {
+        self.key
     }
 
     pub fn into_body(self) -> Bytes {
@@ -59,15 +83,24 @@ impl Verifier {
     pub fn verify(&self, header: Option<&[u8]>, body: Bytes) -> Result<Verified, SignatureError> {
         let claimed = decode_header(header.ok_or(SignatureError::Missing)?)?;
         // Every key is tried, and the results combined without branching, so timing does
-        // not reveal which key (if any) was close.
+        // not reveal which key (if any) was close. `first` ends as the index of the first key
+        // that matched.
         let mut matched = Choice::from(0);
-        for key in &self.keys {
+        let mut first = 0u8;
+        for (index, key) in self.keys.iter().enumerate().rev() {
             let mut mac = key.clone();
             mac.update(&body);
-            matched |= mac.finalize().into_bytes().as_slice().ct_eq(&claimed);
+            let this = mac.finalize().into_bytes().as_slice().ct_eq(&claimed);
+            first.conditional_assign(&(index as u8), this);
+            matched |= this;
         }
         if bool::from(matched) {
-            Ok(Verified { body })
+            let key = if first == 0 {
+                Key::Current
+            } else {
+                Key::Previous
+            };
+            Ok(Verified { body, key })
         } else {
             Err(SignatureError::Mismatch)
         }
@@ -161,13 +194,23 @@ mod tests {
     }
 
     #[test]
-    fn accepts_the_previous_secret_during_rotation() {
+    fn accepts_the_previous_secret_during_rotation_and_says_so() {
         let rotating = Verifier::new([b"new-secret".as_slice(), b"Jefe".as_slice()]);
-        assert!(
-            rotating
-                .verify(Some(RFC4231_SIG.as_bytes()), body())
-                .is_ok()
-        );
+        let verified = rotating
+            .verify(Some(RFC4231_SIG.as_bytes()), body())
+            .unwrap();
+        assert_eq!(verified.key(), Key::Previous);
+        let current = sign(b"new-secret", &body());
+        let verified = rotating.verify(Some(current.as_bytes()), body()).unwrap();
+        assert_eq!(verified.key(), Key::Current);
+    }
+
+    #[test]
+    fn a_signature_with_the_only_key_is_current() {
+        let verified = verifier()
+            .verify(Some(RFC4231_SIG.as_bytes()), body())
+            .unwrap();
+        assert_eq!(verified.key(), Key::Current);
     }
 
     #[test]

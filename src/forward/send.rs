@@ -31,15 +31,16 @@ impl<'a> From<&'a StoredEvent> for Outgoing<'a> {
     }
 }
 
-/// Sends every event; the result at index i is the outcome of `events[i]`. An attempt not
-/// acknowledged by `deadline` counts as a retryable failure.
+/// Sends every event; the result at index i is the outcome of `events[i]`: when it was
+/// acknowledged, or why not. An attempt not acknowledged by `deadline` counts as a retryable
+/// failure.
 pub async fn send_batch(
     target: &Target,
     events: Vec<Outgoing<'_>>,
     limit: usize,
     deadline: Instant,
     signing_key: Option<&SecretString>,
-) -> Vec<Result<(), DeliveryError>> {
+) -> Vec<Result<OffsetDateTime, DeliveryError>> {
     let mut results = Vec::with_capacity(events.len());
     let mut waiting = events.into_iter();
     let mut in_flight = FuturesOrdered::new();
@@ -60,7 +61,7 @@ async fn send_one(
     event: Outgoing<'_>,
     deadline: Instant,
     signing_key: Option<&SecretString>,
-) -> Result<(), DeliveryError> {
+) -> Result<OffsetDateTime, DeliveryError> {
     let signature = signing_key.map(|key| sign(key.expose_secret().as_bytes(), &event.payload));
     let message = Message {
         event_id: event.event_id,
@@ -76,4 +77,5 @@ async fn send_one(
                 "not acknowledged before the batch's deadline (within the lease)",
             ))
         })
+        .map(|()| OffsetDateTime::now_utc())
 }

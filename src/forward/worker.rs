@@ -17,7 +17,7 @@ use super::send::{Outgoing, send_batch};
 use super::targets::{DeliveryError, Target};
 use crate::config::{ForwardSettings, TargetSettings};
 use crate::store::forwarding::{self, Failure, RetryOutcome};
-use crate::telemetry::{DeliveryLabels, Metrics};
+use crate::telemetry::{DeliveryLabels, Metrics, TargetLabel};
 
 /// How long a woken loop waits for more events before reading.
 const GATHER: Duration = Duration::from_millis(10);
@@ -74,7 +74,10 @@ impl Forwarder {
                     settings: target.clone(),
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<Vec<Route>, String>>()?;
+        for route in &routes {
+            metrics.add_target(&route.settings.name);
+        }
         Ok(Arc::new(Self {
             pool,
             routes,
@@ -121,8 +124,10 @@ impl Forwarder {
             wake,
             shutdown.clone(),
         ));
+        let names = self.routes.iter().map(|r| r.settings.name.clone());
         tasks.spawn(super::gauges::refresh(
             self.pool.clone(),
+            names.collect(),
             self.metrics.clone(),
             shutdown.clone(),
         ));
@@ -145,6 +150,7 @@ impl Forwarder {
                 Ok((_, true)) => continue,
                 Ok(_) => {}
                 Err(error) => {
+                    self.metrics.db_errors.inc();
                     tracing::warn!(%error, target = %route.settings.name, "forwarding step failed; will retry")
                 }
             }
@@ -268,13 +274,14 @@ impl Forwarder {
     }
 
     /// Sends a batch; every attempt ends well inside the lease, so no other forwarder takes
-    /// over what is still being sent.
+    /// over what is still being sent. Each delivery's time since receipt is observed.
     async fn send(
         &self,
         route: &Route,
         events: Vec<Outgoing<'_>>,
     ) -> Vec<Result<(), DeliveryError>> {
         let deadline = Instant::now() + self.lease.mul_f64(0.8);
+        let received: Vec<_> = events.iter().map(|e| e.received_at).collect();
         let results = send_batch(
             &route.target,
             events,
@@ -283,9 +290,25 @@ impl Forwarder {
             self.signing_key.as_ref(),
         )
         .await;
-        let delivered = results.iter().filter(|r| r.is_ok()).count();
-        self.count(&route.settings.name, "delivered", delivered);
+        let name = &route.settings.name;
+        let latency = self
+            .metrics
+            .delivery_latency
+            .get_or_create_owned(&TargetLabel::new(name));
+        let mut delivered = 0;
+        for (received_at, result) in received.iter().zip(&results) {
+            if let Ok(acknowledged_at) = result {
+                delivered += 1;
+                // received_at is the database's clock; never a negative age.
+                let age = (*acknowledged_at - *received_at).as_seconds_f64();
+                latency.observe(age.max(0.0));
+            }
+        }
+        self.count(name, "delivered", delivered);
         results
+            .into_iter()
+            .map(|result| result.map(|_| ()))
+            .collect()
     }
 
     /// After a failed attempt (`attempts` counts it): retry when, or dead; and the error.

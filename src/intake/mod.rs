@@ -39,6 +39,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
+    let started = std::time::Instant::now();
     let result = intake.handle(peer, &headers, body).await;
     let outcome = match &result {
         Ok(Recorded::New) => "accepted",
@@ -47,6 +48,10 @@ pub async fn receive(
         Err(refusal) => refusal.label(),
     };
     intake.metrics.count_request(outcome);
+    intake
+        .metrics
+        .request_duration
+        .observe(started.elapsed().as_secs_f64());
     result.map(|_| error::accepted())
 }
 
@@ -66,6 +71,7 @@ impl Intake {
             tracing::debug!(%reason, "signature refused");
             Refusal::InvalidSignature
         })?;
+        self.metrics.count_signature_match(verified.key().label());
         if let Some(media_type) = headers.get(header::CONTENT_TYPE)
             && !payload::is_json_media_type(media_type.as_bytes())
         {

@@ -70,6 +70,7 @@ impl Application {
                 db.writers,
                 Duration::from_millis(db.write_timeout_ms),
                 wake.clone(),
+                metrics.db_errors.clone(),
             ),
             max_body_bytes: settings.server.max_body_bytes,
             body_timeout: settings.server.body_timeout(),

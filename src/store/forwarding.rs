@@ -278,17 +278,45 @@ pub async fn complete_retries(
     Ok(())
 }
 
-/// Events waiting for any target (retrying, or not yet reached by its cursor): for the
-/// `forward_pending` gauge, read every few seconds, never per wake-up.
-pub async fn count_pending(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM forward_retries WHERE state = 'retrying') \
-              + (SELECT coalesce(sum(behind.n), 0)::bigint FROM forward_cursors AS c, LATERAL ( \
-                     SELECT count(*) AS n FROM events AS e \
-                     WHERE (e.txid, e.seq) > (c.txid, c.seq) AND e.event_type ~ c.type_pattern \
-                 ) AS behind)",
+/// What waits for one target, for the `forward_pending`, `forward_oldest_pending_seconds`
+/// and `forward_dead` gauges.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Backlog {
+    pub target: String,
+    /// Retry rows still retrying, plus events after the cursor of a type the target takes.
+    pub pending: i64,
+    /// Now minus the earliest `received_at` of those; 0 when nothing is pending.
+    pub oldest_pending_seconds: f64,
+    /// Retry rows given up on.
+    pub dead: i64,
+}
+
+/// The backlog of each of `targets` that has a cursor, in one statement: read every few
+/// seconds by the gauge task, never per wake-up.
+pub async fn backlog(pool: &PgPool, targets: &[String]) -> sqlx::Result<Vec<Backlog>> {
+    sqlx::query_as(
+        "SELECT c.target, \
+                r.retrying + behind.n AS pending, \
+                coalesce(extract(epoch FROM clock_timestamp() - least(r.oldest, behind.oldest)), 0)::float8 \
+                    AS oldest_pending_seconds, \
+                r.dead \
+         FROM forward_cursors AS c \
+         CROSS JOIN LATERAL ( \
+             SELECT count(*) FILTER (WHERE x.state = 'retrying') AS retrying, \
+                    count(*) FILTER (WHERE x.state = 'dead') AS dead, \
+                    min(e.received_at) FILTER (WHERE x.state = 'retrying') AS oldest \
+             FROM forward_retries AS x JOIN events AS e USING (event_id) \
+             WHERE x.target = c.target \
+         ) AS r \
+         CROSS JOIN LATERAL ( \
+             SELECT count(*) AS n, min(e.received_at) AS oldest FROM events AS e \
+             WHERE (e.txid, e.seq) > (c.txid, c.seq) AND e.event_type ~ c.type_pattern \
+         ) AS behind \
+         WHERE c.target = ANY($1) \
+         ORDER BY c.target",
     )
-    .fetch_one(pool)
+    .bind(targets)
+    .fetch_all(pool)
     .await
 }
 

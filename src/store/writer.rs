@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use sqlx::PgPool;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
@@ -50,13 +51,15 @@ pub struct EventWriter {
 impl EventWriter {
     /// Starts the batching task. It ends when every `EventWriter` clone is dropped, after
     /// committing what it already holds. `committed` is bumped after each commit that
-    /// recorded a new event (forwarders in this process wake on it).
+    /// recorded a new event (forwarders in this process wake on it). `db_errors` counts each
+    /// batch that failed or timed out.
     pub fn start(
         pool: PgPool,
         batch_max: usize,
         writers: usize,
         timeout: Duration,
         committed: watch::Sender<u64>,
+        db_errors: Counter,
     ) -> Self {
         let (queue, receiver) = mpsc::channel(batch_max * writers * 4);
         let batches = Batches {
@@ -65,6 +68,7 @@ impl EventWriter {
             writers,
             timeout,
             committed,
+            db_errors,
         };
         tokio::spawn(batches.run(receiver));
         Self { queue, timeout }
@@ -93,6 +97,7 @@ struct Batches {
     writers: usize,
     timeout: Duration,
     committed: watch::Sender<u64>,
+    db_errors: Counter,
 }
 
 impl Batches {
@@ -109,8 +114,15 @@ impl Batches {
             }
             let this = this.clone();
             tokio::spawn(async move {
-                if commit_batch(&this.pool, batch, this.timeout).await {
-                    this.committed.send_modify(|n| *n += 1);
+                match commit_batch(&this.pool, batch, this.timeout).await {
+                    Ok(true) => this.committed.send_modify(|n| *n += 1),
+                    Ok(false) => {}
+                    Err(error) => {
+                        this.db_errors.inc();
+                        if error == WriteError::Timeout {
+                            tracing::warn!("event batch not committed within the write timeout");
+                        }
+                    }
                 }
                 drop(slot);
             });
@@ -148,8 +160,12 @@ struct StoredRow {
 }
 
 /// One statement, one commit for the whole batch; then every waiter gets its answer.
-/// Returns whether a new event was recorded.
-async fn commit_batch(pool: &PgPool, batch: Vec<(NewEvent, Reply)>, timeout: Duration) -> bool {
+/// Returns whether a new event was recorded, or why the batch was not.
+async fn commit_batch(
+    pool: &PgPool,
+    batch: Vec<(NewEvent, Reply)>,
+    timeout: Duration,
+) -> Result<bool, WriteError> {
     // The same id twice in one batch: only the first goes to the database, the others
     // are answered as duplicates of it once it is committed.
     let mut seen = HashSet::with_capacity(batch.len());
@@ -176,7 +192,7 @@ async fn commit_batch(pool: &PgPool, batch: Vec<(NewEvent, Reply)>, timeout: Dur
         };
         let _ = reply.send(outcome);
     }
-    recorded_new
+    outcomes.map(|_| recorded_new)
 }
 
 /// `answered` holds the bytes' hash of each id already answered in this batch, so a second

@@ -7,6 +7,7 @@ mod cli;
 mod fixtures;
 mod forward;
 mod intake;
+mod metrics;
 mod migration;
 mod outage;
 mod reload;
