@@ -36,6 +36,9 @@ pub enum Command {
     Sign,
     /// Run one retention sweep now (what `serve` does every retention.sweep_interval_s).
     Purge(ConfigArg),
+    /// Exit 0 when the admin listener's /healthz answers 2xx within 2 s, else 1 (a container
+    /// HEALTHCHECK). Reads only admin.listen: no secret or database needed.
+    Healthcheck(ConfigArg),
     /// Inspect and replay forwarded events.
     Events {
         #[command(flatten)]

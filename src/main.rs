@@ -32,6 +32,14 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             println!("{}", commands::sign()?);
             Ok(())
         }
+        // No telemetry: the engine keeps this command's output, one line per probe.
+        Command::Healthcheck(args) => {
+            println!(
+                "{}",
+                commands::healthcheck::run(args.config.as_deref()).await?
+            );
+            Ok(())
+        }
         Command::CheckConfig(args) => {
             print!("{}", commands::check_config(args.config.as_deref())?);
             Ok(())

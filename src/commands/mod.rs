@@ -2,6 +2,7 @@
 //! what to print, so `main` stays thin and errors keep their exit codes.
 
 pub mod events;
+pub mod healthcheck;
 
 use std::io::Read;
 

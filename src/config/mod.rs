@@ -19,11 +19,15 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 
 /// Which checks a command needs: only `serve` (and `check-config`) use the listeners, so
-/// `migrate` and `events` must not fail on a certificate they never read.
+/// `migrate` and `events` must not fail on a certificate they never read, and `healthcheck`
+/// (run by the container engine beside a serving process) reads `admin.listen` alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     Everything,
     DatabaseOnly,
+    /// The file must still parse (unknown keys, passwords in URLs are refused), but no
+    /// section is checked: the serving process has checked them already.
+    AdminOnly,
 }
 
 /// Everything that can be wrong with the configuration, each naming the key and the fix.
@@ -74,6 +78,9 @@ impl Settings {
     /// Every problem found, so an operator fixes them all in one go.
     pub fn problems(&self, scope: Scope) -> Vec<String> {
         let mut problems = Vec::new();
+        if scope == Scope::AdminOnly {
+            return problems;
+        }
         self.server.check(&mut problems);
         if scope == Scope::Everything {
             self.tls.check(&mut problems);

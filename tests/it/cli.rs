@@ -1,5 +1,6 @@
 //! The binary as an operator runs it: `sign`, `check-config`, start-up errors, commands that
-//! need only the database, and a SIGTERM that drains an in-flight request over real TLS.
+//! need only the database, `healthcheck` as a container engine runs it, and a SIGTERM that
+//! drains an in-flight request over real TLS.
 
 use std::sync::Arc;
 
@@ -8,7 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::fixtures::{Binary, PATIENCE, Run, SECRET, TestCerts, TestDb, event};
+use crate::fixtures::{
+    Binary, PATIENCE, Run, SECRET, Sink, TestApp, TestCerts, TestDb, event, free_port,
+};
 
 /// The binary with the webhook secret set, as every command but `sign` without it needs.
 fn with_secret() -> Binary {
@@ -183,6 +186,92 @@ async fn migrate_and_events_do_not_need_the_listener_certificate() {
         let run = binary.run(&[args, &["--config", &config]].concat()).await;
         assert_eq!(run.code, Some(0), "{args:?}: {run}");
     }
+}
+
+/// Runs `healthcheck` the way the image's HEALTHCHECK does: a config naming `admin.listen`,
+/// and no secret, `DATABASE_URL` or certificate (tls.mode is the default "rustls" and the
+/// certificate files do not exist).
+async fn healthcheck(admin_listen: &str) -> Run {
+    let binary = Binary::new();
+    let config = binary.write_config(&format!("[admin]\nlisten = {admin_listen:?}\n"));
+    binary.run(&["healthcheck", "--config", &config]).await
+}
+
+/// A failed probe is one line on stderr naming the URL it asked, and exit 1.
+fn assert_unhealthy(run: &Run, url: &str) {
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run}");
+    assert!(run.stderr.contains(url), "{run}");
+}
+
+#[tokio::test]
+async fn healthcheck_exits_0_when_the_admin_listener_answers() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin.trim_start_matches("http://");
+    let run = healthcheck(admin).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(
+        run.stdout.trim(),
+        format!("{}/healthz answered 200 OK", app.admin)
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_reaches_an_admin_listener_on_every_interface_through_loopback() {
+    let db = TestDb::create().await;
+    let binary = with_secret();
+    let config = binary.write_config(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"0.0.0.0:0\"\n[tls]\nmode = \"self-signed\"\n[database]\nurl = {:?}\n",
+        db.url()
+    ));
+    let receiver = binary.spawn(&["serve", "--config", &config]);
+    let listening = receiver.wait_for_log("listening").await;
+    let port = listening["admin_port"].as_u64().expect("the admin port");
+
+    let run = healthcheck(&format!("0.0.0.0:{port}")).await;
+    assert_eq!(run.code, Some(0), "{run}\n{receiver}");
+    assert!(
+        run.stdout
+            .contains(&format!("http://127.0.0.1:{port}/healthz")),
+        "{run}"
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_against_an_address_nobody_listens_on_exits_1_naming_it() {
+    let port = free_port();
+    let run = healthcheck(&format!("127.0.0.1:{port}")).await;
+    assert_unhealthy(&run, &format!("http://127.0.0.1:{port}/healthz"));
+}
+
+#[tokio::test]
+async fn healthcheck_exits_1_when_the_answer_is_not_2xx() {
+    // Something else holds the port: the sink answers 404 to /healthz.
+    let sink = Sink::start().await;
+    let addr = sink.url_for("").trim_start_matches("http://").to_owned();
+    let run = healthcheck(&addr).await;
+    assert_unhealthy(&run, &format!("http://{addr}/healthz"));
+    assert!(run.stderr.contains("404"), "{run}");
+}
+
+#[tokio::test]
+async fn healthcheck_gives_up_on_a_listener_that_never_answers() {
+    // Connections are accepted by the kernel, but nothing ever reads or answers them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let run = healthcheck(&addr.to_string()).await;
+    assert_unhealthy(&run, &format!("http://{addr}/healthz"));
+    assert!(run.stderr.contains("timed out"), "{run}");
+}
+
+#[tokio::test]
+async fn healthcheck_with_a_missing_configuration_exits_1_not_2() {
+    // Docker reserves a health command's exit status 2.
+    let run = Binary::new()
+        .run(&["healthcheck", "--config", "/nonexistent/receiver.toml"])
+        .await;
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("/nonexistent/receiver.toml"), "{run}");
 }
 
 #[tokio::test]
