@@ -22,10 +22,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::post;
-use axum_server::tls_rustls::RustlsConfig;
 use clap::Parser;
-use rustls::ServerConfig;
-use rustls::pki_types::PrivatePkcs8KeyDer;
 
 /// Bare HTTPS + HMAC webhook server: the baseline the receiver is measured against.
 #[derive(Parser, Debug)]
@@ -53,7 +50,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args, verifier: Arc<Verifier>) -> anyhow::Result<()> {
-    let tls = self_signed_tls()?;
+    // The receiver's own TLS configuration (TLS 1.3/1.2, ALPN h2 then http/1.1), with an
+    // ephemeral certificate for localhost.
+    let tls = audian_receiver::server::tls::self_signed()?;
     let app = Router::new()
         .route(&args.path, post(receive))
         .with_state(verifier);
@@ -81,25 +80,4 @@ async fn receive(
         Err(_) => (StatusCode::UNAUTHORIZED, r#"{"error":"Invalid signature"}"#),
     };
     (status, [(header::CONTENT_TYPE, "application/json")], reply)
-}
-
-/// An ephemeral certificate for localhost, in the receiver's TLS configuration: TLS 1.3 and
-/// 1.2 only, ALPN h2 then http/1.1.
-fn self_signed_tls() -> anyhow::Result<RustlsConfig> {
-    let names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
-    let certified =
-        rcgen::generate_simple_self_signed(names).context("generating a certificate")?;
-    let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
-    let versions: &[&rustls::SupportedProtocolVersion] =
-        &[&rustls::version::TLS13, &rustls::version::TLS12];
-    let mut config = ServerConfig::builder_with_protocol_versions(versions)
-        .with_no_client_auth()
-        .with_single_cert(vec![certified.cert.der().clone()], key.into())
-        .context("self-signed certificate and key do not form a pair")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(RustlsConfig::from_config(Arc::new(config)))
 }

@@ -4,7 +4,7 @@
 mod admin;
 mod guard;
 mod router;
-mod tls;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
