@@ -3,7 +3,9 @@
 # each accepted rate a ratio to the bare baseline server measured in the same run (DESIGN §6).
 #
 #   bench/run.sh           phases: a. bare server, b. receiver without targets,
-#                          c. receiver + one NATS target, d. receiver + http, nats, amqp, redis
+#                          c. receiver + one NATS target, d. receiver + http, nats, amqp, redis,
+#                          e. (only when named in BENCH_PHASES) c plus an HTTP target that is
+#                          down, to compare the healthy target's rate with c
 #   bench/run.sh --big     the same, then b and c again over a log of 10M stored events
 #
 # Needs Postgres (127.0.0.1:5432, user postgres), NATS with JetStream (4222), RabbitMQ
@@ -68,7 +70,7 @@ done
 ((DURATION > 0 && CONNECTIONS > 0 && PREFILL_ROWS > 0)) ||
     die "BENCH_DURATION, BENCH_CONNECTIONS and BENCH_PREFILL_ROWS must be > 0"
 for phase in $PHASES; do
-    case $phase in bare | intake | nats | all) ;; *) die "BENCH_PHASES: unknown phase '$phase'" ;; esac
+    case $phase in bare | intake | nats | all | dead) ;; *) die "BENCH_PHASES: unknown phase '$phase'" ;; esac
 done
 if [[ $BIG == 1 ]]; then
     PHASES="$PHASES intake-big nats-big"
@@ -287,6 +289,7 @@ label_of() {
         intake) echo "b. receiver, no target" ;;
         nats) echo "c. receiver, 1 NATS target" ;;
         all) echo "d. receiver, 4 targets" ;;
+        dead) echo "e. receiver, 1 NATS target + 1 dead HTTP target" ;;
         intake-big) echo "b. receiver, no target, $(human_count "$PREFILL_ROWS") stored" ;;
         nats-big) echo "c. receiver, 1 NATS target, $(human_count "$PREFILL_ROWS") stored" ;;
     esac
@@ -311,6 +314,9 @@ run_phase() {
         intake | intake-big) config=bench/intake.toml ;;
         nats | nats-big) config=bench/nats.toml targets="nats" tagged=1 ;;
         all) config=bench/forward.toml targets="http nats amqp redis" tagged=3 ;;
+        # The HTTP target's port refuses connections: every event fails there and joins its
+        # growing backlog of retry rows; only the healthy NATS target is counted.
+        dead) config=bench/nats_dead.toml targets="nats" tagged=1 ;;
     esac
     LABEL[$phase]=$(label_of "$phase")
     log "phase ${LABEL[$phase]}"
@@ -457,7 +463,7 @@ pg_version=$("${PSQL[@]}" -d postgres -c 'SHOW server_version' 2>/dev/null | cut
         vs_intake="–"
         if [[ -n ${RATE[bare]:-} ]]; then vs_bare=$(ratio "${RATE[$phase]}" "${RATE[bare]}"); fi
         case $phase in
-            nats | all) base=intake ;;
+            nats | all | dead) base=intake ;;
             nats-big) base=intake-big ;;
             *) base="" ;;
         esac
