@@ -32,13 +32,22 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn start(run: &str, urls: Vec<String>, client: reqwest::Client, tasks: usize) -> Sender {
+    /// `rate`: events per second across all tasks, or as fast as the receiver answers.
+    pub fn start(
+        run: &str,
+        urls: Vec<String>,
+        client: reqwest::Client,
+        tasks: usize,
+        rate: Option<u32>,
+    ) -> Sender {
+        let pause = rate.map(|r| Duration::from_secs_f64(tasks as f64 / f64::from(r.max(1))));
         let ledger = Arc::new(Ledger::default());
         let stopping = Arc::new(AtomicBool::new(false));
         let urls = Arc::new(urls);
         let mut set = JoinSet::new();
         for task in 0..tasks {
             let lane = Lane {
+                pause,
                 prefix: format!("{run}-t{task}"),
                 urls: urls.clone(),
                 current: task % urls.len(),
@@ -76,6 +85,7 @@ impl Sender {
 }
 
 struct Lane {
+    pause: Option<Duration>,
     prefix: String,
     urls: Arc<Vec<String>>,
     current: usize,
@@ -90,6 +100,9 @@ impl Lane {
         while !self.stopping.load(Ordering::SeqCst) {
             let id = format!("{}-{n}", self.prefix);
             self.deliver(&id).await;
+            if let Some(pause) = self.pause {
+                tokio::time::sleep(pause).await;
+            }
             n += 1;
         }
     }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
+use super::window::{Signal, Window};
 use super::{
     Checks, DeliveryError, Message, Redactor, error_chain, install_crypto_provider, rfc3339,
 };
@@ -61,7 +61,7 @@ impl HttpConfig {
 pub struct HttpTarget {
     client: reqwest::Client,
     /// Bounds the requests (and so the connections) outstanding at once.
-    in_flight: Semaphore,
+    in_flight: Window,
     url: Url,
     redactor: Redactor,
 }
@@ -80,7 +80,7 @@ impl HttpTarget {
             .map_err(|e| redactor.scrub(error_chain(&e.without_url())))?;
         Ok(Self {
             client,
-            in_flight: Semaphore::new(max_in_flight),
+            in_flight: Window::new(max_in_flight),
             url: parsed,
             redactor,
         })
@@ -99,9 +99,24 @@ impl HttpTarget {
         if let Some(signature) = msg.signature {
             request = request.header("X-Receiver-Signature", signature);
         }
-        let _permit = self.in_flight.acquire().await.expect("never closed");
-        let response = request.send().await.map_err(|e| self.transport_error(e))?;
-        if response.status().is_success() {
+        let _slot = self.in_flight.enter().await;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                // Not connected or not answered in time: the target is down or swamped.
+                if error.is_connect() || error.is_timeout() {
+                    self.in_flight.record(Signal::Overloaded);
+                }
+                return Err(self.transport_error(error));
+            }
+        };
+        let status = response.status();
+        self.in_flight.record(match status.as_u16() {
+            429 | 503 => Signal::Overloaded,
+            _ if status.is_success() || status.is_server_error() => Signal::Fine,
+            _ => Signal::Neutral,
+        });
+        if status.is_success() {
             return Ok(());
         }
         Err(status_error(response).await)

@@ -7,6 +7,7 @@ pub mod http;
 mod kinds;
 pub mod nats;
 pub mod redis;
+mod window;
 
 pub use kinds::{Checks, Target, TargetKind};
 
