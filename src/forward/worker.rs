@@ -27,7 +27,6 @@ struct Route {
     settings: TargetSettings,
     target: Target,
     max_attempts: i32,
-    max_in_flight: usize,
 }
 
 /// Everything the loops need; shared by all of them.
@@ -69,8 +68,6 @@ impl Forwarder {
                 Ok(Route {
                     target: built,
                     max_attempts: target.max_attempts.unwrap_or(settings.max_attempts),
-                    // Brokers pipeline a whole batch; HTTP bounds itself per target.
-                    max_in_flight: settings.batch_size.max(1) as usize,
                     settings: target.clone(),
                 })
             })
@@ -285,7 +282,8 @@ impl Forwarder {
         let results = send_batch(
             &route.target,
             events,
-            route.max_in_flight,
+            // Brokers pipeline a whole batch; an HTTP target bounds itself (max_in_flight).
+            self.batch_size.max(1) as usize,
             deadline,
             self.signing_key.as_ref(),
         )
