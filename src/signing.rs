@@ -81,7 +81,7 @@ impl Verifier {
 
     /// Checks `header` (hex, either case, optional `sha256=` prefix) against `body`.
     pub fn verify(&self, header: Option<&[u8]>, body: Bytes) -> Result<Verified, SignatureError> {
-        let claimed = decode_header(header.ok_or(SignatureError::Missing)?)?;
+        let claimed = decode_header(header)?;
         // Every key is tried, and the results combined without branching, so timing does
         // not reveal which key (if any) was close. `first` ends as the index of the first key
         // that matched.
@@ -107,8 +107,10 @@ impl Verifier {
     }
 }
 
-fn decode_header(value: &[u8]) -> Result<[u8; 32], SignatureError> {
-    let value = value.trim_ascii();
+/// The digest a signature header claims, or why it claims none. Intake calls it before
+/// reading the body, so a request without a well-formed signature costs no body bytes.
+pub fn decode_header(value: Option<&[u8]>) -> Result<[u8; 32], SignatureError> {
+    let value = value.ok_or(SignatureError::Missing)?.trim_ascii();
     let hex_part = match value.get(..7) {
         Some(prefix) if prefix.eq_ignore_ascii_case(b"sha256=") => &value[7..],
         _ => value,

@@ -76,6 +76,22 @@ pub struct ServerSettings {
     pub body_timeout_ms: u64,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace_ms: u64,
+    /// Requests handled at once; past it, 503 + Retry-After at once.
+    pub max_concurrent_requests: usize,
+    /// Connections held at once; past it, a new connection is closed as soon as accepted.
+    pub max_connections: usize,
+    /// HTTP/2 streams open at once on one connection.
+    pub http2_max_streams: u32,
+    /// Bytes of request bodies held in memory at once, across all requests; a request that
+    /// would go past it is answered 503 + Retry-After.
+    pub max_body_memory_bytes: usize,
+    /// The TLS handshake, and each HTTP/1.1 header section (all of it, not each line), must
+    /// arrive within this; an HTTP/1.1 keep-alive connection idle this long is closed.
+    pub header_timeout_ms: u64,
+    /// A connection that moves no byte for this long is closed (HTTP/2 and HTTP/1.1).
+    pub idle_timeout_ms: u64,
+    /// The request header section's size cap; past it, 431.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServerSettings {
@@ -88,6 +104,13 @@ impl Default for ServerSettings {
             rate_limit: None,
             body_timeout_ms: 10_000,
             shutdown_grace_ms: 10_000,
+            max_concurrent_requests: 512,
+            max_connections: 1024,
+            http2_max_streams: 64,
+            max_body_memory_bytes: 32 * 1024 * 1024,
+            header_timeout_ms: 5_000,
+            idle_timeout_ms: 60_000,
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -103,12 +126,50 @@ impl ServerSettings {
         if self.max_body_bytes == 0 {
             problems.push("server.max_body_bytes must be greater than 0".to_owned());
         }
+        self.check_limits(problems);
         if let Some(limit) = &self.rate_limit
             && (limit.per_second == 0 || limit.burst == 0)
         {
             problems.push(
                 "server.rate_limit.per_second and server.rate_limit.burst must be > 0".to_owned(),
             );
+        }
+    }
+
+    fn check_limits(&self, problems: &mut Vec<String>) {
+        let zero: Vec<&str> = [
+            (
+                "max_concurrent_requests",
+                self.max_concurrent_requests as u64,
+            ),
+            ("max_connections", self.max_connections as u64),
+            ("http2_max_streams", u64::from(self.http2_max_streams)),
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+        ]
+        .into_iter()
+        .filter(|(_, value)| *value == 0)
+        .map(|(key, _)| key)
+        .collect();
+        if !zero.is_empty() {
+            problems.push(format!(
+                "server.{} must be greater than 0",
+                zero.join(", server.")
+            ));
+        }
+        if self.max_body_memory_bytes < self.max_body_bytes {
+            problems.push(format!(
+                "server.max_body_memory_bytes ({}) must be at least server.max_body_bytes ({}): \
+                 a largest allowed body could never be read",
+                self.max_body_memory_bytes, self.max_body_bytes
+            ));
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_header_bytes) {
+            problems.push(format!(
+                "server.max_header_bytes must be between 1024 and 1048576 (got {})",
+                self.max_header_bytes
+            ));
         }
     }
 

@@ -1,8 +1,7 @@
-//! The webhook handler: size, signature, media type, envelope, durable record — in that
-//! order, so no unauthenticated byte is ever parsed.
+//! The webhook handler: headers, size, signature, media type, envelope, durable record —
+//! in that order, so no unauthenticated byte is ever parsed.
 
 mod body;
-pub mod error;
 pub mod payload;
 
 use std::net::SocketAddr;
@@ -10,17 +9,20 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 
+use crate::server::{Refusal, accepted};
+use crate::signing;
 pub use crate::signing::{Verified, Verifier};
 use crate::store::{EventWriter, NewEvent, Recorded};
 use crate::telemetry::Metrics;
-pub use error::Refusal;
+pub use body::BodyBudget;
 
 /// The signature header Audian sends.
 pub const SIGNATURE_HEADER: &str = "x-audian-signature";
+const SIGNATURE: HeaderName = HeaderName::from_static(SIGNATURE_HEADER);
 
 /// What the handler needs, shared by every request.
 #[derive(Clone)]
@@ -29,6 +31,7 @@ pub struct Intake {
     pub writer: EventWriter,
     pub max_body_bytes: usize,
     pub body_timeout: std::time::Duration,
+    pub body_budget: BodyBudget,
     pub metrics: Arc<Metrics>,
 }
 
@@ -37,10 +40,10 @@ pub async fn receive(
     State(intake): State<Intake>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Body,
-) -> Result<Response, Refusal> {
+    mut body: Body,
+) -> Response {
     let started = std::time::Instant::now();
-    let result = intake.handle(peer, &headers, body).await;
+    let result = intake.handle(peer, &headers, &mut body).await;
     let outcome = match &result {
         Ok(Recorded::New) => "accepted",
         Ok(Recorded::Duplicate) => "duplicate",
@@ -52,25 +55,34 @@ pub async fn receive(
         .metrics
         .request_duration
         .observe(started.elapsed().as_secs_f64());
-    result.map(|_| error::accepted())
+    match result {
+        Ok(_) => accepted(),
+        Err(refusal) => refusal.answer_unread(body),
+    }
 }
 
 impl Intake {
+    /// Refuses everything it can from the headers before reading a byte of the body, then
+    /// reads, verifies, parses and records — in that order.
     async fn handle(
         &self,
         peer: SocketAddr,
         headers: &HeaderMap,
-        body: Body,
+        body: &mut Body,
     ) -> Result<Recorded, Refusal> {
-        let read = body::read_limited(headers, body, self.max_body_bytes);
+        let declared = self.check_headers(headers)?;
+        let read = body::read_limited(body, declared, self.max_body_bytes, &self.body_budget);
         let raw = tokio::time::timeout(self.body_timeout, read)
             .await
             .map_err(|_| Refusal::BodyTimeout)??;
         let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
-        let verified = self.verifier.verify(signature, raw).map_err(|reason| {
-            tracing::debug!(%reason, "signature refused");
-            Refusal::InvalidSignature
-        })?;
+        let verified = self
+            .verifier
+            .verify(signature, raw.bytes.clone())
+            .map_err(|reason| {
+                tracing::debug!(%reason, "signature refused");
+                Refusal::InvalidSignature
+            })?;
         self.metrics.count_signature_match(verified.key().label());
         if let Some(media_type) = headers.get(header::CONTENT_TYPE)
             && !payload::is_json_media_type(media_type.as_bytes())
@@ -89,6 +101,36 @@ impl Intake {
             tracing::warn!("event id already recorded with a different body; kept the first");
         }
         Ok(recorded)
+    }
+
+    /// The header checks, in the contract's order: ambiguity (400), declared size (413), a
+    /// signature header that cannot be one (401). Returns the declared body length.
+    fn check_headers(&self, headers: &HeaderMap) -> Result<Option<u64>, Refusal> {
+        for name in [&header::CONTENT_TYPE, &header::CONTENT_LENGTH, &SIGNATURE] {
+            if headers.get_all(name).iter().nth(1).is_some() {
+                return Err(Refusal::InvalidRequest);
+            }
+        }
+        let declared = match headers.get(header::CONTENT_LENGTH) {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or(Refusal::InvalidRequest)?,
+            ),
+            None => None,
+        };
+        if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
+            return Err(Refusal::PayloadTooLarge);
+        }
+        signing::decode_header(headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes())).map_err(
+            |reason| {
+                tracing::debug!(%reason, "signature refused before the body");
+                Refusal::InvalidSignature
+            },
+        )?;
+        Ok(declared)
     }
 
     fn new_event(

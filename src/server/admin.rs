@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use sqlx::PgPool;
 
+use super::Refusal;
 use crate::store;
 use crate::telemetry::Metrics;
 
@@ -24,6 +25,8 @@ pub fn router(pool: PgPool, metrics: Arc<Metrics>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .fallback(|| async { Refusal::NotFound })
+        .method_not_allowed_fallback(|| async { Refusal::MethodNotAllowed })
         .with_state(Admin { pool, metrics })
 }
 

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
+use super::Refusal;
 use crate::config::ServerSettings;
-use crate::intake::Refusal;
 use crate::telemetry::Metrics;
 
 pub struct Guard {
@@ -81,7 +81,7 @@ pub async fn check(
         Ok(()) => next.run(request).await,
         Err(refusal) => {
             guard.metrics.count_request(refusal.label());
-            refusal.into_response()
+            refusal.answer_unread(request.into_body())
         }
     }
 }

@@ -2,9 +2,15 @@
 //! started — and runs it until a shutdown token fires, then drains in order.
 
 mod admin;
+mod error;
 mod guard;
+mod listener;
 mod router;
+mod shed;
 pub mod tls;
+
+pub use error::{Refusal, accepted};
+pub use router::public as public_router;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,14 +18,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RetentionSettings, Secrets, Settings, TlsMode, key_bytes};
 use crate::forward::Forwarder;
-use crate::intake::{Intake, Verifier};
+use crate::intake::{BodyBudget, Intake, Verifier};
 use crate::store::{self, EventWriter};
 use crate::telemetry::Metrics;
 
@@ -38,7 +43,7 @@ pub struct Application {
     wake: tokio::sync::watch::Sender<u64>,
     forwarding: bool,
     retention: RetentionSettings,
-    shutdown_grace: Duration,
+    limits: listener::Limits,
 }
 
 impl Application {
@@ -74,11 +79,10 @@ impl Application {
             ),
             max_body_bytes: settings.server.max_body_bytes,
             body_timeout: settings.server.body_timeout(),
+            body_budget: BodyBudget::new(settings.server.max_body_memory_bytes),
             metrics: metrics.clone(),
         };
-        let guard = guard::Guard::new(&settings.server, metrics.clone());
-        guard.spawn_housekeeping();
-        let router = router::public(&settings.server.path, intake, guard);
+        let router = router::public(&settings.server, intake, metrics.clone());
         let public = bind(settings.server.listen, "server.listen")?;
         let admin =
             tokio::net::TcpListener::from_std(bind(settings.admin.listen, "admin.listen")?)?;
@@ -97,7 +101,7 @@ impl Application {
             wake,
             forwarding: settings.forward.workers > 0,
             retention: settings.retention.clone(),
-            shutdown_grace: settings.server.shutdown_grace(),
+            limits: listener::Limits::from_settings(&settings.server),
         })
     }
 
@@ -110,8 +114,8 @@ impl Application {
     }
 
     /// Serves and forwards until `shutdown` fires; then stops accepting, lets in-flight
-    /// requests finish within the grace period, lets workers finish their batch, and closes
-    /// the pool.
+    /// requests finish within the grace period (`server.shutdown_grace_ms`), lets workers
+    /// finish their batch, and closes the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let admin = axum::serve(self.admin, self.admin_router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -130,35 +134,8 @@ impl Application {
             self.tls_files.clone(),
             shutdown.clone(),
         ));
-        let handle = Handle::new();
-        let grace = self.shutdown_grace;
-        let watcher = handle.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            tracing::info!(
-                grace_ms = grace.as_millis() as u64,
-                "shutting down: draining requests"
-            );
-            watcher.graceful_shutdown(Some(grace));
-        });
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        match self.tls {
-            Some(tls) => {
-                axum_server::from_tcp_rustls(self.public, tls)?
-                    .handle(handle)
-                    .serve(service)
-                    .await
-            }
-            None => {
-                axum_server::from_tcp(self.public)?
-                    .handle(handle)
-                    .serve(service)
-                    .await
-            }
-        }
-        .context("public listener failed")?;
+        let public = tokio::net::TcpListener::from_std(self.public)?;
+        listener::serve(public, self.tls, self.router, self.limits, shutdown).await;
         // Workers saw the same token: each finishes the batch in hand, then stops.
         while workers.join_next().await.is_some() {}
         admin_task.await??;

@@ -1,12 +1,13 @@
 //! The public router and its layers: request id, one log line per request (headers that
-//! carry secrets marked sensitive), panic catching, the guard.
+//! carry secrets marked sensitive), panic catching, load shedding, the guard. Public so the
+//! refusal table can be tested with `oneshot`, without a listener or a database.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, Request, Response, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::extract::Request;
+use axum::http::{HeaderName, Response, header};
 use axum::routing::post;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -15,11 +16,19 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use super::Refusal;
 use super::guard::{self, Guard};
-use crate::intake::{self, Intake, Refusal};
+use super::shed::{self, Shed};
+use crate::config::ServerSettings;
+use crate::intake::{self, Intake};
+use crate::telemetry::Metrics;
 
-/// `POST {path}` → the intake; everything else → 404/405 with the contract's JSON bodies.
-pub fn public(path: &str, intake: Intake, guard: Arc<Guard>) -> Router {
+/// `POST {server.path}` → the intake; everything else → 404/405 with the contract's JSON
+/// bodies. The guard's housekeeping task is started here: call it inside a Tokio runtime.
+pub fn public(settings: &ServerSettings, intake: Intake, metrics: Arc<Metrics>) -> Router {
+    let guard = Guard::new(settings, metrics.clone());
+    guard.spawn_housekeeping();
+    let shed = Shed::new(settings.max_concurrent_requests, metrics);
     let request_id = HeaderName::from_static("x-request-id");
     let sensitive = [
         header::AUTHORIZATION,
@@ -27,9 +36,11 @@ pub fn public(path: &str, intake: Intake, guard: Arc<Guard>) -> Router {
         HeaderName::from_static(intake::SIGNATURE_HEADER),
     ];
     Router::new()
-        .route(path, post(intake::receive))
-        .fallback(|| async { Refusal::NotFound })
-        .method_not_allowed_fallback(|| async { Refusal::MethodNotAllowed })
+        .route(&settings.path, post(intake::receive))
+        .fallback(|request: Request| async { Refusal::NotFound.answer_unread(request.into_body()) })
+        .method_not_allowed_fallback(|request: Request| async {
+            Refusal::MethodNotAllowed.answer_unread(request.into_body())
+        })
         .with_state(intake)
         .layer(
             ServiceBuilder::new()
@@ -44,11 +55,12 @@ pub fn public(path: &str, intake: Intake, guard: Arc<Guard>) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(CatchPanicLayer::custom(|_| internal_error()))
+                .layer(axum::middleware::from_fn_with_state(shed, shed::check))
                 .layer(axum::middleware::from_fn_with_state(guard, guard::check)),
         )
 }
 
-fn request_span<B>(request: &Request<B>) -> Span {
+fn request_span<B>(request: &axum::http::Request<B>) -> Span {
     let id = request
         .headers()
         .get("x-request-id")
@@ -74,10 +86,5 @@ fn log_response<B>(response: &Response<B>, latency: Duration, _span: &Span) {
 /// A panic is a bug; the client still gets a generic body, never the panic text.
 fn internal_error() -> axum::response::Response {
     tracing::error!("handler panicked");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"error":"Internal error"}"#,
-    )
-        .into_response()
+    axum::response::IntoResponse::into_response(Refusal::Internal)
 }
