@@ -107,7 +107,7 @@ impl Default for ServerSettings {
             max_concurrent_requests: 512,
             max_connections: 1024,
             http2_max_streams: 64,
-            max_body_memory_bytes: 32 * 1024 * 1024,
+            max_body_memory_bytes: 16 * 1024 * 1024,
             header_timeout_ms: 5_000,
             idle_timeout_ms: 60_000,
             max_header_bytes: 16 * 1024,
