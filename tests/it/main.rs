@@ -11,5 +11,6 @@ mod metrics;
 mod migration;
 mod outage;
 mod reload;
+mod sealing;
 mod targets;
 mod tls;
