@@ -46,6 +46,21 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Manage the payload keys of encryption at rest (AUDIAN_PAYLOAD_KEYS).
+    Keys {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-seal every stored payload that is clear or sealed under another key under the
+    /// first key of AUDIAN_PAYLOAD_KEYS, in small batches (safe beside a running server).
+    /// Exits 1 when a payload could not be opened or is left under another key.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod forward;
 pub mod intake;
+pub mod sealing;
 pub mod secret_url;
 pub mod server;
 pub mod signing;

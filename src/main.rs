@@ -59,6 +59,10 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             let settings = load(config.config.as_deref(), Scope::DatabaseOnly)?;
             commands::events::run(&settings, command).await
         }
+        Command::Keys { config, command } => {
+            let settings = load(config.config.as_deref(), Scope::DatabaseOnly)?;
+            commands::keys::run(&settings, command).await
+        }
     }
 }
 

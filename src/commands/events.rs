@@ -5,9 +5,9 @@ use sqlx::PgPool;
 
 use super::CommandError;
 use crate::cli::EventsCommand;
-use crate::config::Settings;
+use crate::config::{Settings, payload_keys_from_env};
 use crate::store;
-use crate::store::operator::{self, DeliveryRow, DeliveryState};
+use crate::store::operator::{self, DeliveryRow, DeliveryState, EventSummary};
 use crate::store::retention;
 
 pub async fn run(settings: &Settings, command: EventsCommand) -> Result<(), CommandError> {
@@ -59,11 +59,7 @@ async fn show(pool: &PgPool, id: &str) -> Result<(), CommandError> {
     println!("event_id:    {id}");
     println!("type:        {}", event.event_type);
     println!("received_at: {}", event.received_at);
-    let sha = hex::encode(event.sha256);
-    match event.size {
-        Some(size) => println!("payload:     {size} bytes, sha256 {sha}"),
-        None => println!("payload:     dropped (retention or erasure), sha256 {sha}"),
-    }
+    println!("payload:     {}", payload_line(id, &event)?);
     for row in operator::for_event(pool, id)
         .await
         .context("reading deliveries")?
@@ -76,6 +72,29 @@ async fn show(pool: &PgPool, id: &str) -> Result<(), CommandError> {
         }
     }
     Ok(())
+}
+
+/// Size and hash of the body as Audian sent it; a sealed payload is opened (in memory only)
+/// with AUDIAN_PAYLOAD_KEYS, which shows the configured keys can still read it.
+fn payload_line(id: &str, event: &EventSummary) -> Result<String, CommandError> {
+    let sha = hex::encode(&event.sha256);
+    let Some(stored) = &event.payload else {
+        return Ok(format!("dropped (retention or erasure), sha256 {sha}"));
+    };
+    let Some(key_id) = event.payload_key_id.as_deref() else {
+        return Ok(format!(
+            "{} bytes, sha256 {sha}, stored clear",
+            stored.len()
+        ));
+    };
+    let keys = payload_keys_from_env()?;
+    Ok(match keys.open(id, Some(key_id), stored) {
+        Ok(body) => format!(
+            "{} bytes, sha256 {sha}, sealed under key `{key_id}`",
+            body.len()
+        ),
+        Err(error) => format!("cannot be opened here ({error}), sha256 {sha}"),
+    })
 }
 
 async fn replay(

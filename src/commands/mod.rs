@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod healthcheck;
+pub mod keys;
 
 use std::io::Read;
 
@@ -10,7 +11,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, Scope, Secrets, Settings, read_secret};
+use crate::config::{ConfigError, PAYLOAD_KEYS, Scope, Secrets, Settings, read_secret};
 use crate::server::Application;
 use crate::signing;
 use crate::store;
@@ -100,6 +101,14 @@ pub fn check_config(path: Option<&std::path::Path>) -> Result<String, CommandErr
             if set { "[set]" } else { "[not set]" }
         ));
     }
+    let key_ids: Vec<&str> = secrets.payload_keys.ids().collect();
+    out.push_str(&match key_ids.as_slice() {
+        [] => format!("# {PAYLOAD_KEYS} = [not set: payloads stored in clear]\n"),
+        ids => format!(
+            "# {PAYLOAD_KEYS} = [set: key ids {}; the first seals]\n",
+            ids.join(", ")
+        ),
+    });
     Ok(out)
 }
 

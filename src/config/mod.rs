@@ -6,7 +6,7 @@ mod settings;
 mod targets;
 
 pub use crate::secret_url::{SecretUrl, has_password, redact_url};
-pub use secrets::{Secrets, key_bytes, read_secret};
+pub use secrets::{PAYLOAD_KEYS, Secrets, key_bytes, payload_keys_from_env, read_secret};
 pub use settings::{
     AdminSettings, DatabaseSettings, ForwardSettings, LogFormat, LogSettings, RateLimitSettings,
     RetentionSettings, ServerSettings, Settings, TlsMode, TlsSettings,
@@ -39,8 +39,8 @@ pub enum ConfigError {
     MissingFile(String),
     #[error(
         "secrets are never read from the configuration file ({0}); set them in the environment \
-         (AUDIAN_WEBHOOK_SECRET, AUDIAN_WEBHOOK_PREVIOUS_SECRET, FORWARD_SIGNING_SECRET) \
-         or in files named by the matching *_FILE variables"
+         (AUDIAN_WEBHOOK_SECRET, AUDIAN_WEBHOOK_PREVIOUS_SECRET, FORWARD_SIGNING_SECRET, \
+         AUDIAN_PAYLOAD_KEYS) or in files named by the matching *_FILE variables"
     )]
     SecretInFile(String),
     #[error("{}", .0.join("\n"))]

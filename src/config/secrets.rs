@@ -6,6 +6,10 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::ConfigError;
+use crate::sealing::PayloadKeys;
+
+/// The variable (or `_FILE`) holding the payload keys for encryption at rest.
+pub const PAYLOAD_KEYS: &str = "AUDIAN_PAYLOAD_KEYS";
 
 /// The keys this process holds. `Debug` prints which are set, never their values.
 pub struct Secrets {
@@ -15,6 +19,8 @@ pub struct Secrets {
     pub webhook_previous: Option<SecretString>,
     /// Signs what we forward, so consumers can trust the hop without Audian's secret.
     pub forward_signing: Option<SecretString>,
+    /// Seal stored payloads (the first) and open them (all); none means stored clear.
+    pub payload_keys: PayloadKeys,
 }
 
 impl Secrets {
@@ -31,6 +37,7 @@ impl Secrets {
             webhook,
             webhook_previous: read_secret("AUDIAN_WEBHOOK_PREVIOUS_SECRET")?,
             forward_signing: read_secret("FORWARD_SIGNING_SECRET")?,
+            payload_keys: payload_keys_from_env()?,
         })
     }
 }
@@ -47,7 +54,18 @@ impl fmt::Debug for Secrets {
                 "forward_signing",
                 &self.forward_signing.as_ref().map(|_| "[redacted]"),
             )
+            .field("payload_keys", &self.payload_keys)
             .finish()
+    }
+}
+
+/// The payload keys from `AUDIAN_PAYLOAD_KEYS` (or its `_FILE`), checked strictly; none
+/// when unset. Commands that only open payloads read them without the webhook secret.
+pub fn payload_keys_from_env() -> Result<PayloadKeys, ConfigError> {
+    match read_secret(PAYLOAD_KEYS)? {
+        None => Ok(PayloadKeys::none()),
+        Some(value) => PayloadKeys::parse(PAYLOAD_KEYS, value.expose_secret())
+            .map_err(|e| ConfigError::Invalid(e.to_string())),
     }
 }
 

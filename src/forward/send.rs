@@ -1,5 +1,8 @@
 //! Sends a batch of stored events to one target: at most `limit` outstanding at once, each
-//! ending by a deadline, answered in the batch's order.
+//! ending by a deadline, answered in the batch's order. A sealed payload is opened here, just
+//! before it is sent, and only in memory.
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -9,6 +12,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::targets::{DeliveryError, Message, Target};
+use crate::sealing::PayloadKeys;
 use crate::signing::sign;
 use crate::store::forwarding::StoredEvent;
 
@@ -20,23 +24,36 @@ pub struct Outgoing<'a> {
     pub payload: Bytes,
 }
 
-impl<'a> From<&'a StoredEvent> for Outgoing<'a> {
-    fn from(event: &'a StoredEvent) -> Self {
-        Self {
+impl<'a> Outgoing<'a> {
+    /// The event with its payload as Audian sent it. A payload that cannot be opened (its
+    /// key is not configured, or it does not authenticate) is a permanent failure: it is
+    /// logged with the event and key ids, and never sent as it is stored.
+    pub fn open(event: &'a StoredEvent, keys: &PayloadKeys) -> Result<Self, DeliveryError> {
+        let stored = event.payload.as_deref().unwrap_or_default();
+        let key_id = event.payload_key_id.as_deref();
+        let payload = match keys.open(&event.event_id, key_id, stored) {
+            Ok(Cow::Borrowed(clear)) => Bytes::copy_from_slice(clear),
+            Ok(Cow::Owned(opened)) => Bytes::from(opened),
+            Err(error) => {
+                tracing::error!(event_id = %event.event_id, key_id = error.key_id(), %error, "stored payload cannot be opened; not forwarded");
+                return Err(DeliveryError::permanent(error.to_string()));
+            }
+        };
+        Ok(Self {
             event_id: &event.event_id,
             event_type: &event.event_type,
             received_at: event.received_at,
-            payload: event.payload_bytes(),
-        }
+            payload,
+        })
     }
 }
 
 /// Sends every event; the result at index i is the outcome of `events[i]`: when it was
-/// acknowledged, or why not. An attempt not acknowledged by `deadline` counts as a retryable
-/// failure.
+/// acknowledged, or why not (an event that could not be prepared fails as it was). An
+/// attempt not acknowledged by `deadline` counts as a retryable failure.
 pub async fn send_batch(
     target: &Target,
-    events: Vec<Outgoing<'_>>,
+    events: Vec<Result<Outgoing<'_>, DeliveryError>>,
     limit: usize,
     deadline: Instant,
     signing_key: Option<&SecretString>,
@@ -58,10 +75,11 @@ pub async fn send_batch(
 
 async fn send_one(
     target: &Target,
-    event: Outgoing<'_>,
+    event: Result<Outgoing<'_>, DeliveryError>,
     deadline: Instant,
     signing_key: Option<&SecretString>,
 ) -> Result<OffsetDateTime, DeliveryError> {
+    let event = event?;
     let signature = signing_key.map(|key| sign(key.expose_secret().as_bytes(), &event.payload));
     let message = Message {
         event_id: event.event_id,

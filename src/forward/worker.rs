@@ -16,7 +16,8 @@ use super::retry::{Next, RetryPolicy};
 use super::send::{Outgoing, send_batch};
 use super::targets::{DeliveryError, Target};
 use crate::config::{ForwardSettings, TargetSettings};
-use crate::store::forwarding::{self, Failure, RetryOutcome};
+use crate::sealing::PayloadKeys;
+use crate::store::forwarding::{self, Failure, RetryOutcome, StoredEvent};
 use crate::telemetry::{DeliveryLabels, Metrics, TargetLabel};
 
 /// How long a woken loop waits for more events before reading.
@@ -38,6 +39,8 @@ pub struct Forwarder {
     lease: Duration,
     poll_interval: Duration,
     signing_key: Option<SecretString>,
+    /// Open sealed payloads just before they are sent.
+    payload_keys: PayloadKeys,
     metrics: Arc<Metrics>,
     /// Names this process in cursor leases.
     owner: String,
@@ -57,6 +60,7 @@ impl Forwarder {
         pool: PgPool,
         settings: &ForwardSettings,
         signing_key: Option<SecretString>,
+        payload_keys: PayloadKeys,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, String> {
         let routes = settings
@@ -86,6 +90,7 @@ impl Forwarder {
             lease: Duration::from_millis(settings.lease_ms),
             poll_interval: Duration::from_millis(settings.poll_interval_ms),
             signing_key,
+            payload_keys,
             metrics,
             owner: format!("{:016x}", rand::random::<u64>()),
         }))
@@ -203,8 +208,7 @@ impl Forwarder {
             .map(|e| &e.event)
             .filter(|e| e.payload.is_some() && route.settings.accepts(&e.event_type))
             .collect();
-        let outgoing = wanted.iter().map(|&e| Outgoing::from(e));
-        let results = self.send(route, outgoing.collect()).await;
+        let results = self.send(route, &wanted).await;
         let failed: Vec<_> = wanted
             .iter()
             .zip(&results)
@@ -242,8 +246,8 @@ impl Forwarder {
         if claimed.is_empty() {
             return Ok((Step::default(), false));
         }
-        let outgoing = claimed.iter().map(|c| Outgoing::from(&c.event));
-        let results = self.send(route, outgoing.collect()).await;
+        let events: Vec<_> = claimed.iter().map(|c| &c.event).collect();
+        let results = self.send(route, &events).await;
         let outcomes: Vec<_> = claimed
             .iter()
             .zip(results)
@@ -272,16 +276,13 @@ impl Forwarder {
 
     /// Sends a batch; every attempt ends well inside the lease, so no other forwarder takes
     /// over what is still being sent. Each delivery's time since receipt is observed.
-    async fn send(
-        &self,
-        route: &Route,
-        events: Vec<Outgoing<'_>>,
-    ) -> Vec<Result<(), DeliveryError>> {
+    async fn send(&self, route: &Route, events: &[&StoredEvent]) -> Vec<Result<(), DeliveryError>> {
         let deadline = Instant::now() + self.lease.mul_f64(0.8);
         let received: Vec<_> = events.iter().map(|e| e.received_at).collect();
+        let outgoing = events.iter().map(|e| Outgoing::open(e, &self.payload_keys));
         let results = send_batch(
             &route.target,
-            events,
+            outgoing.collect(),
             // Brokers pipeline a whole batch; an HTTP target bounds itself (max_in_flight).
             self.batch_size.max(1) as usize,
             deadline,

@@ -49,6 +49,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings, secrets: Secrets) -> anyhow::Result<Self> {
         let tls = tls_config(&settings)?;
+        secrets.payload_keys.announce();
         let pool = prepare_database(&settings).await?;
         let metrics = Metrics::new();
         // Forwarding has connections of its own: intake never waits behind its queries.
@@ -57,6 +58,7 @@ impl Application {
             forward_pool.clone(),
             &settings.forward,
             secrets.forward_signing.clone(),
+            secrets.payload_keys.clone(),
             metrics.clone(),
         )
         .map_err(anyhow::Error::msg)?;
@@ -76,6 +78,7 @@ impl Application {
                 Duration::from_millis(db.write_timeout_ms),
                 wake.clone(),
                 metrics.db_errors.clone(),
+                secrets.payload_keys.clone(),
             ),
             max_body_bytes: settings.server.max_body_bytes,
             body_timeout: settings.server.body_timeout(),

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
@@ -25,13 +24,9 @@ pub struct StoredEvent {
     pub event_type: String,
     /// `None` once erased (`events forget`): such an event is never forwarded.
     pub payload: Option<Vec<u8>>,
+    /// The key the payload is sealed under; `None` when it is stored clear.
+    pub payload_key_id: Option<String>,
     pub received_at: OffsetDateTime,
-}
-
-impl StoredEvent {
-    pub fn payload_bytes(&self) -> Bytes {
-        Bytes::copy_from_slice(self.payload.as_deref().unwrap_or_default())
-    }
 }
 
 /// An event read from the log, with its place in it.
@@ -98,7 +93,8 @@ pub async fn read_after(
     limit: i64,
 ) -> sqlx::Result<Vec<LoggedEvent>> {
     sqlx::query_as(
-        "SELECT txid::text::bigint AS txid, seq, event_id, event_type, payload, received_at \
+        "SELECT txid::text::bigint AS txid, seq, event_id, event_type, payload, payload_key_id, \
+                received_at \
          FROM events \
          WHERE (txid, seq) > ($1::bigint::text::xid8, $2) \
            AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
@@ -211,7 +207,8 @@ pub async fn claim_retries(
              next_attempt_at = now() + make_interval(secs => $3) \
          FROM due JOIN events AS e USING (event_id) \
          WHERE r.target = $1 AND r.event_id = due.event_id AND e.payload IS NOT NULL \
-         RETURNING r.event_id, r.attempts, r.claim, e.event_type, e.payload, e.received_at",
+         RETURNING r.event_id, r.attempts, r.claim, e.event_type, e.payload, e.payload_key_id, \
+                   e.received_at",
     )
     .bind(target)
     .bind(limit)

@@ -3,6 +3,7 @@
 pub mod forwarding;
 pub mod operator;
 pub mod retention;
+pub mod rotation;
 mod writer;
 
 pub use writer::{EventWriter, NewEvent, Recorded, WriteError};

@@ -73,14 +73,16 @@ pub async fn for_event(pool: &PgPool, event_id: &str) -> sqlx::Result<Vec<Delive
 pub struct EventSummary {
     pub event_type: String,
     pub received_at: OffsetDateTime,
-    /// `None` once the payload was dropped (retention or erasure).
-    pub size: Option<i32>,
+    /// As stored; `None` once dropped (retention or erasure).
+    pub payload: Option<Vec<u8>>,
+    /// The key the payload is sealed under; `None` when it is stored clear.
+    pub payload_key_id: Option<String>,
     pub sha256: Vec<u8>,
 }
 
 pub async fn event_summary(pool: &PgPool, event_id: &str) -> sqlx::Result<Option<EventSummary>> {
     sqlx::query_as(
-        "SELECT event_type, received_at, octet_length(payload) AS size, payload_sha256 AS sha256 \
+        "SELECT event_type, received_at, payload, payload_key_id, payload_sha256 AS sha256 \
          FROM events WHERE event_id = $1",
     )
     .bind(event_id)

@@ -49,7 +49,8 @@ async fn drop_payloads(pool: &PgPool, days: u32) -> sqlx::Result<u64> {
              LIMIT $2 \
              FOR UPDATE SKIP LOCKED \
          ) \
-         UPDATE events SET payload = NULL FROM victims WHERE events.event_id = victims.event_id",
+         UPDATE events SET payload = NULL, payload_key_id = NULL \
+         FROM victims WHERE events.event_id = victims.event_id",
     )
     .bind(days as i32)
     .bind(BATCH)
@@ -91,7 +92,8 @@ pub async fn forget(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<String>> 
         .execute(&mut *tx)
         .await?;
     let dropped = sqlx::query_scalar(
-        "UPDATE events SET payload = NULL WHERE event_id = ANY($1) AND payload IS NOT NULL \
+        "UPDATE events SET payload = NULL, payload_key_id = NULL \
+         WHERE event_id = ANY($1) AND payload IS NOT NULL \
          RETURNING event_id",
     )
     .bind(ids)

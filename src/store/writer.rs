@@ -1,5 +1,6 @@
 //! Group commit: concurrent requests are gathered into one statement and one commit, and
-//! each request is answered only once its own row is durable.
+//! each request is answered only once its own row is durable. Payloads are sealed (when a
+//! payload key is configured) before they are queued.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -10,12 +11,16 @@ use prometheus_client::metrics::counter::Counter;
 use sqlx::PgPool;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
+use crate::sealing::PayloadKeys;
+
 /// An event ready to be recorded.
 #[derive(Debug)]
 pub struct NewEvent {
     pub id: String,
     pub event_type: String,
+    /// The body as received; [`EventWriter::record`] seals it when a payload key is set.
     pub payload: Bytes,
+    /// Of the plaintext body, so dedup compares bodies whatever they are stored as.
     pub sha256: [u8; 32],
     pub source_ip: Option<std::net::IpAddr>,
 }
@@ -46,13 +51,15 @@ type Reply = oneshot::Sender<Result<Recorded, WriteError>>;
 pub struct EventWriter {
     queue: mpsc::Sender<(NewEvent, Reply)>,
     timeout: Duration,
+    keys: PayloadKeys,
 }
 
 impl EventWriter {
     /// Starts the batching task. It ends when every `EventWriter` clone is dropped, after
     /// committing what it already holds. `committed` is bumped after each commit that
     /// recorded a new event (forwarders in this process wake on it). `db_errors` counts each
-    /// batch that failed or timed out.
+    /// batch that failed or timed out. Payloads are sealed under the first of `keys` (stored
+    /// clear when there is none).
     pub fn start(
         pool: PgPool,
         batch_max: usize,
@@ -60,6 +67,7 @@ impl EventWriter {
         timeout: Duration,
         committed: watch::Sender<u64>,
         db_errors: Counter,
+        keys: PayloadKeys,
     ) -> Self {
         let (queue, receiver) = mpsc::channel(batch_max * writers * 4);
         let batches = Batches {
@@ -69,13 +77,27 @@ impl EventWriter {
             timeout,
             committed,
             db_errors,
+            key_id: keys.sealing_key_id().map(str::to_owned),
         };
         tokio::spawn(batches.run(receiver));
-        Self { queue, timeout }
+        Self {
+            queue,
+            timeout,
+            keys,
+        }
     }
 
     /// Records `event` durably, or says why not. `Ok` is returned only after the commit.
-    pub async fn record(&self, event: NewEvent) -> Result<Recorded, WriteError> {
+    pub async fn record(&self, mut event: NewEvent) -> Result<Recorded, WriteError> {
+        // Sealed here, in the request's own task, so the one batching task does no crypto;
+        // every payload of this writer is sealed under the same key, named once per batch.
+        let sealed = self.keys.seal(&event.id, &event.payload).map_err(|error| {
+            tracing::error!(%error, "the payload could not be sealed; not recorded");
+            WriteError::Failed
+        })?;
+        if let Some(sealed) = sealed {
+            event.payload = Bytes::from(sealed.bytes);
+        }
         let (reply, answer) = oneshot::channel();
         // A full queue means the database is not keeping up: shed load now rather than
         // make every request wait for the timeout.
@@ -98,6 +120,8 @@ struct Batches {
     timeout: Duration,
     committed: watch::Sender<u64>,
     db_errors: Counter,
+    /// The key every payload of this writer is sealed under; `None`: stored clear.
+    key_id: Option<String>,
 }
 
 impl Batches {
@@ -114,7 +138,8 @@ impl Batches {
             }
             let this = this.clone();
             tokio::spawn(async move {
-                match commit_batch(&this.pool, batch, this.timeout).await {
+                let key_id = this.key_id.as_deref();
+                match commit_batch(&this.pool, batch, key_id, this.timeout).await {
                     Ok(true) => this.committed.send_modify(|n| *n += 1),
                     Ok(false) => {}
                     Err(error) => {
@@ -135,8 +160,8 @@ WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[])
         AS i(event_id, event_type, payload, payload_sha256, source_ip)
 ), inserted AS (
-    INSERT INTO events (event_id, event_type, payload, payload_sha256, source_ip)
-    SELECT event_id, event_type, payload, payload_sha256, source_ip::inet FROM input
+    INSERT INTO events (event_id, event_type, payload, payload_sha256, source_ip, payload_key_id)
+    SELECT event_id, event_type, payload, payload_sha256, source_ip::inet, $6::text FROM input
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
 )
@@ -160,10 +185,12 @@ struct StoredRow {
 }
 
 /// One statement, one commit for the whole batch; then every waiter gets its answer.
-/// Returns whether a new event was recorded, or why the batch was not.
+/// Returns whether a new event was recorded, or why the batch was not. `key_id` names the
+/// key the payloads are sealed under (`None`: clear).
 async fn commit_batch(
     pool: &PgPool,
     batch: Vec<(NewEvent, Reply)>,
+    key_id: Option<&str>,
     timeout: Duration,
 ) -> Result<bool, WriteError> {
     // The same id twice in one batch: only the first goes to the database, the others
@@ -175,7 +202,7 @@ async fn commit_batch(
         .filter(|e| seen.insert(e.id.as_str()));
     // A statement stuck on a dead connection must not hold this writer forever: past the
     // deadline the connection is dropped (and the waiting requests already got 503).
-    let inserted = tokio::time::timeout(timeout, insert(pool, unique)).await;
+    let inserted = tokio::time::timeout(timeout, insert(pool, unique, key_id)).await;
     let outcomes = inserted.unwrap_or(Err(WriteError::Timeout)).map(|rows| {
         rows.into_iter()
             .map(|row| (row.event_id.clone(), row))
@@ -227,6 +254,7 @@ fn classify(
 async fn insert<'a>(
     pool: &PgPool,
     events: impl Iterator<Item = &'a NewEvent>,
+    key_id: Option<&str>,
 ) -> Result<Vec<StoredRow>, WriteError> {
     let mut columns = Columns::default();
     for event in events {
@@ -238,6 +266,7 @@ async fn insert<'a>(
         .bind(columns.payloads)
         .bind(columns.hashes)
         .bind(columns.ips)
+        .bind(key_id)
         .fetch_all(pool)
         .await
         .map_err(|error| {

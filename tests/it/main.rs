@@ -12,5 +12,6 @@ mod metrics;
 mod migration;
 mod outage;
 mod reload;
+mod sealing;
 mod targets;
 mod tls;

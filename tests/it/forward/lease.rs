@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use audian_receiver::config::{DatabaseSettings, ForwardSettings, SecretUrl};
 use audian_receiver::forward::{Forwarder, Step};
+use audian_receiver::sealing::PayloadKeys;
 use audian_receiver::store::forwarding::{self, Failure, RetryOutcome};
 use audian_receiver::store::operator;
 use audian_receiver::store::{self};
@@ -39,7 +40,14 @@ async fn recording_only(sink: &Sink) -> (TestApp, PgPool, std::sync::Arc<Forward
         ..Default::default()
     })
     .unwrap();
-    let forwarder = Forwarder::new(pool.clone(), &forward, None, Metrics::new()).unwrap();
+    let forwarder = Forwarder::new(
+        pool.clone(),
+        &forward,
+        None,
+        PayloadKeys::none(),
+        Metrics::new(),
+    )
+    .unwrap();
     (app, pool, forwarder)
 }
 
