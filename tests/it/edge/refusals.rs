@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use audian_receiver::config::{RateLimitSettings, ServerSettings};
 use audian_receiver::intake::{BodyBudget, Intake, Verifier};
+use audian_receiver::sealing::PayloadKeys;
 use audian_receiver::server::public_router;
 use audian_receiver::signing::sign;
 use audian_receiver::store::EventWriter;
@@ -38,6 +39,7 @@ fn router(adjust: impl FnOnce(&mut ServerSettings)) -> Router {
             Duration::from_secs(2),
             wake,
             metrics.db_errors.clone(),
+            PayloadKeys::none(),
         ),
         max_body_bytes: settings.max_body_bytes,
         body_timeout: settings.body_timeout(),
