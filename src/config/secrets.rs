@@ -4,8 +4,24 @@
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use super::ConfigError;
+
+/// `[secrets]`: facts about the secrets, never a secret itself — any other key in this
+/// section is refused as a secret written in the file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsSettings {
+    /// The end of a rotation (RFC 3339): from this instant on, signatures made with
+    /// `AUDIAN_WEBHOOK_PREVIOUS_SECRET` are refused.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub previous_valid_until: Option<OffsetDateTime>,
+}
 
 /// The keys this process holds. `Debug` prints which are set, never their values.
 pub struct Secrets {

@@ -9,13 +9,17 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     Forbidden,
-    TooManyRequests { retry_after: Duration },
+    TooManyRequests {
+        retry_after: Duration,
+    },
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
     InvalidSignature,
     UnsupportedMediaType,
     InvalidPayload,
+    /// Headers that cannot be read one way only (a trusted proxy's unreadable forwarding chain).
+    InvalidRequest,
     BodyTimeout,
     Unavailable,
 }
@@ -30,7 +34,7 @@ impl Refusal {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidSignature => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::InvalidPayload => StatusCode::BAD_REQUEST,
+            Self::InvalidPayload | Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -46,6 +50,7 @@ impl Refusal {
             Self::InvalidSignature => r#"{"error":"Invalid signature"}"#,
             Self::UnsupportedMediaType => r#"{"error":"Unsupported media type"}"#,
             Self::InvalidPayload => r#"{"error":"Invalid payload"}"#,
+            Self::InvalidRequest => r#"{"error":"Invalid request"}"#,
             Self::BodyTimeout => r#"{"error":"Request timeout"}"#,
             Self::Unavailable => r#"{"error":"Service unavailable"}"#,
         }
@@ -62,6 +67,7 @@ impl Refusal {
             Self::InvalidSignature => "invalid_signature",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidPayload => "invalid_payload",
+            Self::InvalidRequest => "invalid_request",
             Self::BodyTimeout => "body_timeout",
             Self::Unavailable => "unavailable",
         }

@@ -5,15 +5,16 @@ mod body;
 pub mod error;
 pub mod payload;
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 
+use crate::server::ClientAddr;
 pub use crate::signing::{Verified, Verifier};
 use crate::store::{EventWriter, NewEvent, Recorded};
 use crate::telemetry::Metrics;
@@ -35,12 +36,12 @@ pub struct Intake {
 /// `POST {server.path}`.
 pub async fn receive(
     State(intake): State<Intake>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
     let started = std::time::Instant::now();
-    let result = intake.handle(peer, &headers, body).await;
+    let result = intake.handle(client, &headers, body).await;
     let outcome = match &result {
         Ok(Recorded::New) => "accepted",
         Ok(Recorded::Duplicate) => "duplicate",
@@ -58,7 +59,7 @@ pub async fn receive(
 impl Intake {
     async fn handle(
         &self,
-        peer: SocketAddr,
+        client: IpAddr,
         headers: &HeaderMap,
         body: Body,
     ) -> Result<Recorded, Refusal> {
@@ -79,7 +80,7 @@ impl Intake {
         }
         let envelope = payload::parse(&verified).ok_or(Refusal::InvalidPayload)?;
         tracing::Span::current().record("event_id", envelope.id.as_str());
-        let event = self.new_event(envelope, verified, peer);
+        let event = self.new_event(envelope, verified, client);
         let recorded = self.writer.record(event).await.map_err(|error| {
             tracing::warn!(%error, "event not recorded; answering 503");
             Refusal::Unavailable
@@ -95,7 +96,7 @@ impl Intake {
         &self,
         envelope: payload::Envelope,
         verified: Verified,
-        peer: SocketAddr,
+        client: IpAddr,
     ) -> NewEvent {
         let payload = verified.into_body();
         NewEvent {
@@ -103,7 +104,7 @@ impl Intake {
             id: envelope.id,
             event_type: envelope.event_type,
             payload,
-            source_ip: Some(peer.ip()),
+            source_ip: Some(client),
         }
     }
 }

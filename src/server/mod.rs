@@ -2,7 +2,9 @@
 //! started — and runs it until a shutdown token fires, then drains in order.
 
 mod admin;
+mod forwarded;
 mod guard;
+mod rotation;
 mod router;
 pub mod tls;
 
@@ -17,11 +19,12 @@ use axum_server::tls_rustls::RustlsConfig;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{RetentionSettings, Secrets, Settings, TlsMode, key_bytes};
+use crate::config::{RetentionSettings, Secrets, Settings, TlsMode};
 use crate::forward::Forwarder;
-use crate::intake::{Intake, Verifier};
+use crate::intake::Intake;
 use crate::store::{self, EventWriter};
 use crate::telemetry::Metrics;
+pub use forwarded::ClientAddr;
 
 /// A service whose listeners are bound (so `port()` is known) but not yet serving.
 pub struct Application {
@@ -39,10 +42,15 @@ pub struct Application {
     forwarding: bool,
     retention: RetentionSettings,
     shutdown_grace: Duration,
+    /// When the previous webhook secret stops being accepted, if that is still ahead.
+    rotation_end: Option<time::OffsetDateTime>,
 }
 
 impl Application {
     pub async fn build(settings: Settings, secrets: Secrets) -> anyhow::Result<Self> {
+        for warning in settings.warnings(&secrets, time::OffsetDateTime::now_utc()) {
+            tracing::warn!("{warning}");
+        }
         let tls = tls_config(&settings)?;
         let pool = prepare_database(&settings).await?;
         let metrics = Metrics::new();
@@ -60,10 +68,9 @@ impl Application {
             .await
             .context("creating the forward targets' cursors")?;
         let (wake, _) = tokio::sync::watch::channel(0u64);
-        let keys = std::iter::once(&secrets.webhook).chain(secrets.webhook_previous.as_ref());
         let db = &settings.database;
         let intake = Intake {
-            verifier: Verifier::new(keys.map(key_bytes)),
+            verifier: rotation::verifier(&secrets, &settings.secrets),
             writer: EventWriter::start(
                 pool.clone(),
                 db.batch_max,
@@ -98,6 +105,7 @@ impl Application {
             forwarding: settings.forward.workers > 0,
             retention: settings.retention.clone(),
             shutdown_grace: settings.server.shutdown_grace(),
+            rotation_end: rotation::end_ahead(&secrets, &settings.secrets),
         })
     }
 
@@ -125,6 +133,7 @@ impl Application {
             self.retention.clone(),
             shutdown.clone(),
         ));
+        tokio::spawn(rotation::announce_end(self.rotation_end, shutdown.clone()));
         tokio::spawn(tls::reload_on_change(
             self.tls.clone(),
             self.tls_files.clone(),

@@ -59,6 +59,7 @@ fn request_span<B>(request: &Request<B>) -> Span {
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
+        client_ip = tracing::field::Empty,
         event_id = tracing::field::Empty,
     )
 }
