@@ -44,6 +44,16 @@ pub enum ConfigError {
          or in files named by the matching *_FILE variables"
     )]
     SecretInFile(String),
+    #[error(
+        "{key} holds {place}: credentials are never read from the configuration file; write \
+         `${{NAME}}` in its place and set NAME in the environment{also}"
+    )]
+    CredentialInUrl {
+        key: String,
+        place: String,
+        /// Another way, where there is one.
+        also: &'static str,
+    },
     #[error("{}", .0.join("\n"))]
     Problems(Vec<String>),
 }
@@ -112,18 +122,15 @@ fn refuse_passwords_in_file(path: &Path) -> Result<(), ConfigError> {
         .iter()
         .find_map(|(key, url)| Some((key, literal_credential(url)?)));
     match found {
-        Some((key, place)) => {
-            let or_database_url = if key == "database.url" {
-                ", or set DATABASE_URL"
+        Some((key, place)) => Err(ConfigError::CredentialInUrl {
+            key: key.clone(),
+            place: place.describe(),
+            also: if key == "database.url" {
+                " (or set DATABASE_URL)"
             } else {
                 ""
-            };
-            Err(ConfigError::SecretInFile(format!(
-                "{key} holds {}; write `${{NAME}}` in its place and set NAME in the \
-                 environment{or_database_url}",
-                place.describe()
-            )))
-        }
+            },
+        }),
         None => Ok(()),
     }
 }
