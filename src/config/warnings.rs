@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Secrets, Settings};
+use super::{Secrets, Settings, TlsMode};
 
 impl Settings {
     /// Every warning for these settings with these secrets, as of `now`.
@@ -18,6 +18,15 @@ impl Settings {
                      limit and the stored source_ip see. List only your proxies' own networks"
                 ));
             }
+        }
+        let per_client = !self.server.allowed_ips.is_empty() || self.server.rate_limit.is_some();
+        if self.tls.mode == TlsMode::Off && self.server.trusted_proxies.is_empty() && per_client {
+            warnings.push(
+                "tls.mode = \"off\" (behind a proxy) but server.trusted_proxies is empty: every \
+                 request seems to come from the proxy, so server.allowed_ips and \
+                 server.rate_limit see one client. List the proxy's network there"
+                    .to_owned(),
+            );
         }
         if let Some(deadline) = self.secrets.previous_valid_until {
             let at = deadline
@@ -77,6 +86,21 @@ mod tests {
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].contains("holds 0.0.0.0/0: EVERY client"));
         assert!(warnings[1].contains("holds ::/0: EVERY client"));
+    }
+
+    #[test]
+    fn an_allowlist_behind_a_proxy_without_trusted_proxies_is_warned_of() {
+        let mut settings = Settings::default();
+        settings.tls.mode = TlsMode::Off;
+        assert!(settings.warnings(&secrets(false), NOW).is_empty());
+        settings.server.allowed_ips = vec!["198.51.100.0/24".parse().unwrap()];
+        let warnings = settings.warnings(&secrets(false), NOW);
+        assert!(
+            warnings[0].contains("server.trusted_proxies is empty"),
+            "{warnings:?}"
+        );
+        settings.server.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+        assert!(settings.warnings(&secrets(false), NOW).is_empty());
     }
 
     #[test]
