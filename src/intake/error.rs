@@ -9,16 +9,13 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     Forbidden,
-    TooManyRequests {
-        retry_after: Duration,
-    },
+    TooManyRequests { retry_after: Duration },
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
     InvalidSignature,
     UnsupportedMediaType,
     InvalidPayload,
-    /// Headers that cannot be read one way only (a trusted proxy's unreadable forwarding chain).
     InvalidRequest,
     BodyTimeout,
     Unavailable,
