@@ -1,19 +1,27 @@
 //! HMAC-SHA256 signing and constant-time verification, shared by intake (proving a webhook
 //! came from Audian), forwarding (`X-Receiver-Signature`) and `sign`. Pure, so it is tested
-//! with fixed vectors.
+//! with fixed vectors; the time a rotation ends is checked against a clock passed in.
 
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use time::OffsetDateTime;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Where the verifier reads the time (`OffsetDateTime::now_utc` when serving; a fixed instant
+/// in tests).
+pub type Clock = fn() -> OffsetDateTime;
+
 /// The keys a signature may be made with: the current secret and, during a rotation, the
-/// previous one. Each is keyed once; verifying clones the keyed state.
+/// previous ones, until the rotation's end when one is set. Each is keyed once; verifying
+/// clones the keyed state.
 #[derive(Clone)]
 pub struct Verifier {
     keys: Vec<HmacSha256>,
+    /// From this instant (read from the clock) only the current key is accepted.
+    previous_until: Option<(OffsetDateTime, Clock)>,
 }
 
 /// A body whose signature checked out. Only [`Verifier::verify`] makes one, so nothing
@@ -67,6 +75,8 @@ pub enum SignatureError {
     Malformed,
     #[error("signature does not match")]
     Mismatch,
+    #[error("signature made with the previous secret after secrets.previous_valid_until")]
+    PreviousExpired,
 }
 
 impl Verifier {
@@ -76,7 +86,18 @@ impl Verifier {
             .into_iter()
             .map(|key| HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length"))
             .collect();
-        Self { keys }
+        Self {
+            keys,
+            previous_until: None,
+        }
+    }
+
+    /// Refuses signatures made with a previous key from `deadline` on, as told by `clock`.
+    pub fn previous_until(self, deadline: OffsetDateTime, clock: Clock) -> Self {
+        Self {
+            previous_until: Some((deadline, clock)),
+            ..self
+        }
     }
 
     /// Checks `header` (hex, either case, optional `sha256=` prefix) against `body`.
@@ -94,15 +115,21 @@ impl Verifier {
             first.conditional_assign(&(index as u8), this);
             matched |= this;
         }
-        if bool::from(matched) {
-            let key = if first == 0 {
-                Key::Current
-            } else {
-                Key::Previous
-            };
-            Ok(Verified { body, key })
-        } else {
-            Err(SignatureError::Mismatch)
+        if !bool::from(matched) {
+            return Err(SignatureError::Mismatch);
+        }
+        if first == 0 {
+            return Ok(Verified {
+                body,
+                key: Key::Current,
+            });
+        }
+        match self.previous_until {
+            Some((deadline, clock)) if clock() >= deadline => Err(SignatureError::PreviousExpired),
+            _ => Ok(Verified {
+                body,
+                key: Key::Previous,
+            }),
         }
     }
 }
@@ -202,6 +229,39 @@ mod tests {
             .verify(Some(RFC4231_SIG.as_bytes()), body())
             .unwrap();
         assert_eq!(verified.key(), Key::Previous);
+        let current = sign(b"new-secret", &body());
+        let verified = rotating.verify(Some(current.as_bytes()), body()).unwrap();
+        assert_eq!(verified.key(), Key::Current);
+    }
+
+    fn rotating_until(deadline: OffsetDateTime, clock: Clock) -> Verifier {
+        Verifier::new([b"new-secret".as_slice(), b"Jefe".as_slice()])
+            .previous_until(deadline, clock)
+    }
+
+    const DEADLINE: OffsetDateTime = time::macros::datetime!(2030-01-01 00:00 UTC);
+
+    fn before_deadline() -> OffsetDateTime {
+        DEADLINE - time::Duration::SECOND
+    }
+
+    fn at_deadline() -> OffsetDateTime {
+        DEADLINE
+    }
+
+    #[test]
+    fn accepts_the_previous_secret_until_the_end_of_the_rotation() {
+        let verified = rotating_until(DEADLINE, before_deadline)
+            .verify(Some(RFC4231_SIG.as_bytes()), body())
+            .unwrap();
+        assert_eq!(verified.key(), Key::Previous);
+    }
+
+    #[test]
+    fn refuses_the_previous_secret_from_the_end_of_the_rotation_on() {
+        let rotating = rotating_until(DEADLINE, at_deadline);
+        let result = rotating.verify(Some(RFC4231_SIG.as_bytes()), body());
+        assert_eq!(result.unwrap_err(), SignatureError::PreviousExpired);
         let current = sign(b"new-secret", &body());
         let verified = rotating.verify(Some(current.as_bytes()), body()).unwrap();
         assert_eq!(verified.key(), Key::Current);

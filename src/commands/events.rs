@@ -6,6 +6,7 @@ use sqlx::PgPool;
 use super::CommandError;
 use crate::cli::EventsCommand;
 use crate::config::{Settings, payload_keys_from_env};
+use crate::escape::for_terminal;
 use crate::store;
 use crate::store::operator::{self, DeliveryRow, DeliveryState, EventSummary};
 use crate::store::retention;
@@ -39,15 +40,16 @@ pub async fn run(settings: &Settings, command: EventsCommand) -> Result<(), Comm
     }
 }
 
-/// `event_id  target  state  attempts=N  last_error`, tab-separated for `cut` and `awk`.
+/// `event_id  target  state  attempts=N  last_error`, tab-separated for `cut` and `awk`; what
+/// came from outside is escaped, so a tab or a control character cannot shift or forge a column.
 fn line(row: &DeliveryRow) -> String {
     format!(
         "{}\t{}\t{}\tattempts={}\t{}",
-        row.event_id,
-        row.target,
+        for_terminal(&row.event_id),
+        for_terminal(&row.target),
         row.state.as_str(),
         row.attempts,
-        row.last_error.as_deref().unwrap_or("-")
+        for_terminal(row.last_error.as_deref().unwrap_or("-"))
     )
 }
 
@@ -55,9 +57,9 @@ async fn show(pool: &PgPool, id: &str) -> Result<(), CommandError> {
     let event = operator::event_summary(pool, id)
         .await
         .context("reading the event")?
-        .ok_or_else(|| CommandError::Usage(format!("no event with id {id:?}")))?;
-    println!("event_id:    {id}");
-    println!("type:        {}", event.event_type);
+        .ok_or_else(|| CommandError::Usage(format!("no event with id \"{}\"", for_terminal(id))))?;
+    println!("event_id:    {}", for_terminal(id));
+    println!("type:        {}", for_terminal(&event.event_type));
     println!("received_at: {}", event.received_at);
     println!("payload:     {}", payload_line(id, &event)?);
     for row in operator::for_event(pool, id)
@@ -127,6 +129,7 @@ async fn check_known(pool: &PgPool, ids: &[String]) -> Result<(), CommandError> 
     if unknown.is_empty() {
         Ok(())
     } else {
+        let unknown: Vec<_> = unknown.iter().map(|id| for_terminal(id)).collect();
         Err(CommandError::Usage(format!(
             "no event with id {}",
             unknown.join(", ")
@@ -143,7 +146,7 @@ async fn forget(pool: &PgPool, ids: Vec<String>) -> Result<(), CommandError> {
     for id in &ids {
         let had_payload = dropped.contains(id);
         tracing::info!(audit = "erasure", event_id = %id, had_payload, "event forgotten: payload dropped, forwarding cancelled");
-        println!("forgotten\t{id}");
+        println!("forgotten\t{}", for_terminal(id));
     }
     Ok(())
 }
@@ -161,7 +164,8 @@ fn check_target(settings: &Settings, target: Option<&str>) -> Result<(), Command
         Ok(())
     } else {
         Err(CommandError::Usage(format!(
-            "unknown target {target:?} (configured: {})",
+            "unknown target \"{}\" (configured: {})",
+            for_terminal(target),
             if names.is_empty() {
                 "none".to_owned()
             } else {

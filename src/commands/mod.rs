@@ -86,6 +86,7 @@ pub async fn purge(settings: &Settings) -> Result<(), CommandError> {
 pub fn check_config(path: Option<&std::path::Path>) -> Result<String, CommandError> {
     let settings = Settings::load(path, Scope::Everything)?;
     let secrets = Secrets::from_env()?;
+    // URLs print as written: `${NAME}` placeholders unexpanded, literal credentials redacted.
     let mut out = toml::to_string_pretty(&settings).context("printing the configuration")?;
     out.push_str("\n# secrets (from the environment; values never printed)\n");
     for (name, set) in [
@@ -109,6 +110,9 @@ pub fn check_config(path: Option<&std::path::Path>) -> Result<String, CommandErr
             ids.join(", ")
         ),
     });
+    for warning in settings.warnings(&secrets, time::OffsetDateTime::now_utc()) {
+        out.push_str(&format!("# warning: {warning}\n"));
+    }
     Ok(out)
 }
 

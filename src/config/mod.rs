@@ -4,9 +4,12 @@
 mod secrets;
 mod settings;
 mod targets;
+mod warnings;
 
-pub use crate::secret_url::{SecretUrl, has_password, redact_url};
-pub use secrets::{PAYLOAD_KEYS, Secrets, key_bytes, payload_keys_from_env, read_secret};
+pub use crate::secret_url::{SecretUrl, literal_credential, redact_url};
+pub use secrets::{
+    PAYLOAD_KEYS, Secrets, SecretsSettings, key_bytes, payload_keys_from_env, read_secret,
+};
 pub use settings::{
     AdminSettings, DatabaseSettings, ForwardSettings, LogFormat, LogSettings, RateLimitSettings,
     RetentionSettings, ServerSettings, Settings, TlsMode, TlsSettings,
@@ -43,6 +46,16 @@ pub enum ConfigError {
          AUDIAN_PAYLOAD_KEYS) or in files named by the matching *_FILE variables"
     )]
     SecretInFile(String),
+    #[error(
+        "{key} holds {place}: credentials are never read from the configuration file; write \
+         `${{NAME}}` in its place and set NAME in the environment{also}"
+    )]
+    CredentialInUrl {
+        key: String,
+        place: String,
+        /// Another way, where there is one.
+        also: &'static str,
+    },
     #[error("{}", .0.join("\n"))]
     Problems(Vec<String>),
 }
@@ -92,8 +105,8 @@ impl Settings {
     }
 }
 
-/// A password written into a URL in the file is a secret in the file: refuse it and point at
-/// `${VAR}` placeholders or `DATABASE_URL` instead.
+/// A password, NATS token or secret query parameter written into a URL in the file is a secret
+/// in the file: refuse it and point at `${VAR}` placeholders (or `DATABASE_URL`) instead.
 fn refuse_passwords_in_file(path: &Path) -> Result<(), ConfigError> {
     let file = Figment::from(Toml::file_exact(path));
     let mut urls: Vec<(String, String)> = Vec::new();
@@ -107,11 +120,19 @@ fn refuse_passwords_in_file(path: &Path) -> Result<(), ConfigError> {
             }
         }
     }
-    match urls.into_iter().find(|(_, url)| has_password(url)) {
-        Some((key, _)) => Err(ConfigError::SecretInFile(format!(
-            "{key} holds a password; write `${{NAME}}` in its place and set NAME in the environment, \
-             or set DATABASE_URL"
-        ))),
+    let found = urls
+        .iter()
+        .find_map(|(key, url)| Some((key, literal_credential(url)?)));
+    match found {
+        Some((key, place)) => Err(ConfigError::CredentialInUrl {
+            key: key.clone(),
+            place: place.describe(),
+            also: if key == "database.url" {
+                " (or set DATABASE_URL)"
+            } else {
+                ""
+            },
+        }),
         None => Ok(()),
     }
 }
@@ -119,14 +140,8 @@ fn refuse_passwords_in_file(path: &Path) -> Result<(), ConfigError> {
 fn describe_figment_error(error: figment::Error, path: Option<&Path>) -> ConfigError {
     let mut messages = Vec::new();
     for mut e in error {
-        if let figment::error::Kind::UnknownField(field, _) = &e.kind
-            && field.to_ascii_lowercase().contains("secret")
-        {
-            let mut key = e.path.clone();
-            if key.last() != Some(field) {
-                key.push(field.clone());
-            }
-            return ConfigError::SecretInFile(key.join("."));
+        if let Some(key) = secret_key(&e) {
+            return ConfigError::SecretInFile(key);
         }
         name_the_target_key(&mut e);
         let place = match &e.metadata {
@@ -143,6 +158,25 @@ fn describe_figment_error(error: figment::Error, path: Option<&Path>) -> ConfigE
         ));
     }
     ConfigError::Problems(messages)
+}
+
+/// The key an error is about when that key would hold a secret: an unknown key whose name
+/// says "secret", or anything in `[secrets]` but `previous_valid_until` (the section holds
+/// facts about secrets, and a value put anywhere else in it is most likely one). The error
+/// itself is dropped: it could quote the value.
+fn secret_key(e: &figment::Error) -> Option<String> {
+    let mut key = e.path.clone();
+    if let figment::error::Kind::UnknownField(field, _) = &e.kind {
+        if key.last() != Some(field) {
+            key.push(field.clone());
+        }
+        if field.to_ascii_lowercase().contains("secret") {
+            return Some(key.join("."));
+        }
+    }
+    let in_secrets = key.first().is_some_and(|section| section == "secrets");
+    let deadline = key.get(1).is_some_and(|k| k == "previous_valid_until");
+    (in_secrets && !deadline).then(|| key.join("."))
 }
 
 /// A target's `kind` and that kind's keys reach serde through a buffer (`kind` is an

@@ -4,12 +4,54 @@
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use super::ConfigError;
 use crate::sealing::PayloadKeys;
 
 /// The variable (or `_FILE`) holding the payload keys for encryption at rest.
 pub const PAYLOAD_KEYS: &str = "AUDIAN_PAYLOAD_KEYS";
+
+/// `[secrets]`: facts about the secrets, never a secret itself — any other key in this
+/// section is refused as a secret written in the file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsSettings {
+    /// The end of a rotation (RFC 3339, quoted or as a TOML date-time with an offset): from
+    /// this instant on, signatures made with `AUDIAN_WEBHOOK_PREVIOUS_SECRET` are refused.
+    #[serde(
+        deserialize_with = "instant",
+        serialize_with = "time::serde::rfc3339::option::serialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub previous_valid_until: Option<OffsetDateTime>,
+}
+
+/// An RFC 3339 instant from a string (the environment, a quoted TOML value) or from a TOML
+/// date-time, which must carry its offset: a local time would depend on the server's zone.
+fn instant<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<OffsetDateTime>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Toml(toml::value::Datetime),
+    }
+    let text = match Written::deserialize(deserializer)? {
+        Written::Text(text) => text,
+        Written::Toml(datetime) => datetime.to_string(),
+    };
+    OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+        .map(Some)
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not an RFC 3339 instant with an offset, like \
+                 \"2030-01-31T12:00:00Z\" ({e})"
+            ))
+        })
+}
 
 /// The keys this process holds. `Debug` prints which are set, never their values.
 pub struct Secrets {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{SecretUrl, TargetSettings};
+use super::{SecretUrl, SecretsSettings, TargetSettings};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -19,6 +19,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub forward: ForwardSettings,
     pub retention: RetentionSettings,
+    pub secrets: SecretsSettings,
 }
 
 /// How long stored events are kept (DESIGN §2). Nothing still waiting for a target is ever
@@ -68,9 +69,12 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub path: String,
     pub max_body_bytes: usize,
-    /// When non-empty, only these client networks may post (the TCP peer address is used;
-    /// forwarded-for headers are not trusted).
+    /// When non-empty, only these client networks may post (the client address: the TCP
+    /// peer, or behind a trusted proxy the forwarded client).
     pub allowed_ips: Vec<IpNet>,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the client: only requests
+    /// whose TCP peer is inside one of these networks are read for them (default: none).
+    pub trusted_proxies: Vec<IpNet>,
     pub rate_limit: Option<RateLimitSettings>,
     /// How long a request may take to send its body.
     pub body_timeout_ms: u64,
@@ -101,6 +105,7 @@ impl Default for ServerSettings {
             path: "/webhook".to_owned(),
             max_body_bytes: 1024 * 1024,
             allowed_ips: Vec::new(),
+            trusted_proxies: Vec::new(),
             rate_limit: None,
             body_timeout_ms: 10_000,
             shutdown_grace_ms: 10_000,

@@ -4,16 +4,16 @@
 mod body;
 pub mod payload;
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 
-use crate::server::{Refusal, accepted};
+use crate::server::{ClientAddr, Refusal, accepted};
 use crate::signing;
 pub use crate::signing::{Verified, Verifier};
 use crate::store::{EventWriter, NewEvent, Recorded};
@@ -38,12 +38,12 @@ pub struct Intake {
 /// `POST {server.path}`.
 pub async fn receive(
     State(intake): State<Intake>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     headers: HeaderMap,
     mut body: Body,
 ) -> Response {
     let started = std::time::Instant::now();
-    let result = intake.handle(peer, &headers, &mut body).await;
+    let result = intake.handle(client, &headers, &mut body).await;
     let outcome = match &result {
         Ok(Recorded::New) => "accepted",
         Ok(Recorded::Duplicate) => "duplicate",
@@ -66,7 +66,7 @@ impl Intake {
     /// reads, verifies, parses and records — in that order.
     async fn handle(
         &self,
-        peer: SocketAddr,
+        client: IpAddr,
         headers: &HeaderMap,
         body: &mut Body,
     ) -> Result<Recorded, Refusal> {
@@ -91,7 +91,7 @@ impl Intake {
         }
         let envelope = payload::parse(&verified).ok_or(Refusal::InvalidPayload)?;
         tracing::Span::current().record("event_id", envelope.id.as_str());
-        let event = self.new_event(envelope, verified, peer);
+        let event = self.new_event(envelope, verified, client);
         let recorded = self.writer.record(event).await.map_err(|error| {
             tracing::warn!(%error, "event not recorded; answering 503");
             Refusal::Unavailable
@@ -137,7 +137,7 @@ impl Intake {
         &self,
         envelope: payload::Envelope,
         verified: Verified,
-        peer: SocketAddr,
+        client: IpAddr,
     ) -> NewEvent {
         let payload = verified.into_body();
         NewEvent {
@@ -145,7 +145,7 @@ impl Intake {
             id: envelope.id,
             event_type: envelope.event_type,
             payload,
-            source_ip: Some(peer.ip()),
+            source_ip: Some(client),
         }
     }
 }

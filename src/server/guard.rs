@@ -1,6 +1,7 @@
-//! The first checks on every public request: the IP allowlist, then the per-IP rate limit.
+//! The first checks on every public request: who the client is (behind a trusted proxy, the
+//! forwarded client), then the IP allowlist, then the per-client rate limit.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +14,14 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
 use super::Refusal;
+use super::forwarded::{ClientAddr, TrustedProxies};
 use crate::config::ServerSettings;
 use crate::telemetry::Metrics;
 
 pub struct Guard {
+    proxies: TrustedProxies,
     allowed: Vec<IpNet>,
+    /// Keyed by [`rate_key`]: one bucket per IPv4 address or IPv6 /64.
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     metrics: Arc<Metrics>,
 }
@@ -29,22 +33,23 @@ impl Guard {
             let burst = NonZeroU32::new(limit.burst).unwrap_or(NonZeroU32::MIN);
             RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
         });
+        let proxies = TrustedProxies::new(settings.trusted_proxies.clone());
         Arc::new(Self {
+            proxies,
             allowed: settings.allowed_ips.clone(),
             limiter,
             metrics,
         })
     }
 
+    /// The client address, already canonical (IPv4-mapped IPv6 as IPv4).
     fn admit(&self, ip: IpAddr) -> Result<(), Refusal> {
-        // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
-        let ip = ip.to_canonical();
         if !self.allowed.is_empty() && !self.allowed.iter().any(|net| net.contains(&ip)) {
             return Err(Refusal::Forbidden);
         }
         if let Some(limiter) = &self.limiter {
             limiter
-                .check_key(&ip)
+                .check_key(&rate_key(ip))
                 .map_err(|not_until| Refusal::TooManyRequests {
                     retry_after: not_until.wait_time_from(DefaultClock::default().now()),
                 })?;
@@ -71,17 +76,64 @@ impl Guard {
     }
 }
 
+/// The rate limiter's key: an IPv4 address, or the /64 of an IPv6 address — the smallest
+/// allocation a subscriber gets, so a client rotating through its own /64 is one client.
+pub fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !(u128::MAX >> 64))),
+        v4 => v4,
+    }
+}
+
+/// Resolves the client, records it in the request's log span and extensions, and admits it.
 pub async fn check(
     State(guard): State<Arc<Guard>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    match guard.admit(peer.ip()) {
-        Ok(()) => next.run(request).await,
+    let admitted = guard
+        .proxies
+        .client(peer.ip(), request.headers())
+        .map_err(|error| {
+            tracing::info!(peer = %peer.ip(), %error, "refused: forwarding headers");
+            Refusal::InvalidRequest
+        })
+        .and_then(|client| {
+            tracing::Span::current().record("client_ip", tracing::field::display(client));
+            guard.admit(client).map(|()| client)
+        });
+    match admitted {
+        Ok(client) => {
+            request.extensions_mut().insert(ClientAddr(client));
+            next.run(request).await
+        }
         Err(refusal) => {
             guard.metrics.count_request(refusal.label());
             refusal.answer_unread(request.into_body())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_key;
+
+    fn key(ip: &str) -> String {
+        rate_key(ip.parse().unwrap()).to_string()
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_key_per_64() {
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+    }
+
+    #[test]
+    fn ipv4_clients_are_keyed_per_address_also_when_mapped() {
+        assert_eq!(key("198.51.100.7"), "198.51.100.7");
+        assert_eq!(key("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_ne!(key("198.51.100.7"), key("198.51.100.8"));
     }
 }

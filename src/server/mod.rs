@@ -3,8 +3,10 @@
 
 mod admin;
 mod error;
+mod forwarded;
 mod guard;
 mod listener;
+mod rotation;
 mod router;
 mod shed;
 pub mod tls;
@@ -22,11 +24,12 @@ use axum_server::tls_rustls::RustlsConfig;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{RetentionSettings, Secrets, Settings, TlsMode, key_bytes};
+use crate::config::{RetentionSettings, Secrets, Settings, TlsMode};
 use crate::forward::Forwarder;
-use crate::intake::{BodyBudget, Intake, Verifier};
+use crate::intake::{BodyBudget, Intake};
 use crate::store::{self, EventWriter};
 use crate::telemetry::Metrics;
+pub use forwarded::ClientAddr;
 
 /// A service whose listeners are bound (so `port()` is known) but not yet serving.
 pub struct Application {
@@ -44,10 +47,15 @@ pub struct Application {
     forwarding: bool,
     retention: RetentionSettings,
     limits: listener::Limits,
+    /// When the previous webhook secret stops being accepted, if that is still ahead.
+    rotation_end: Option<time::OffsetDateTime>,
 }
 
 impl Application {
     pub async fn build(settings: Settings, secrets: Secrets) -> anyhow::Result<Self> {
+        for warning in settings.warnings(&secrets, time::OffsetDateTime::now_utc()) {
+            tracing::warn!("{warning}");
+        }
         let tls = tls_config(&settings)?;
         secrets.payload_keys.announce();
         let pool = prepare_database(&settings).await?;
@@ -67,10 +75,9 @@ impl Application {
             .await
             .context("creating the forward targets' cursors")?;
         let (wake, _) = tokio::sync::watch::channel(0u64);
-        let keys = std::iter::once(&secrets.webhook).chain(secrets.webhook_previous.as_ref());
         let db = &settings.database;
         let intake = Intake {
-            verifier: Verifier::new(keys.map(key_bytes)),
+            verifier: rotation::verifier(&secrets, &settings.secrets),
             writer: EventWriter::start(
                 pool.clone(),
                 db.batch_max,
@@ -105,6 +112,7 @@ impl Application {
             forwarding: settings.forward.workers > 0,
             retention: settings.retention.clone(),
             limits: listener::Limits::from_settings(&settings.server),
+            rotation_end: rotation::end_ahead(&secrets, &settings.secrets),
         })
     }
 
@@ -132,6 +140,7 @@ impl Application {
             self.retention.clone(),
             shutdown.clone(),
         ));
+        tokio::spawn(rotation::announce_end(self.rotation_end, shutdown.clone()));
         tokio::spawn(tls::reload_on_change(
             self.tls.clone(),
             self.tls_files.clone(),

@@ -71,6 +71,7 @@ fn request_span<B>(request: &axum::http::Request<B>) -> Span {
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
+        client_ip = tracing::field::Empty,
         event_id = tracing::field::Empty,
     )
 }

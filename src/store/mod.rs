@@ -24,8 +24,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub enum StoreError {
     #[error("database.url is not a valid Postgres URL: {0}")]
     BadUrl(String),
+    /// The driver's message, scrubbed of the URL's credentials.
     #[error("cannot create the database: {0}")]
-    Create(#[source] sqlx::Error),
+    Create(String),
     #[error("cannot apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -63,15 +64,11 @@ pub fn pool_sized(settings: &DatabaseSettings, max_connections: u32) -> Result<P
 /// Creates the database named in the URL when it does not exist and the role may.
 pub async fn create_database_if_missing(settings: &DatabaseSettings) -> Result<bool, StoreError> {
     let url = settings.url.expose();
-    if Postgres::database_exists(url)
-        .await
-        .map_err(StoreError::Create)?
-    {
+    let failed = |e: sqlx::Error| StoreError::Create(redact_error(&e.to_string(), settings));
+    if Postgres::database_exists(url).await.map_err(failed)? {
         return Ok(false);
     }
-    Postgres::create_database(url)
-        .await
-        .map_err(StoreError::Create)?;
+    Postgres::create_database(url).await.map_err(failed)?;
     Ok(true)
 }
 
@@ -91,7 +88,9 @@ pub async fn is_ready(pool: &PgPool) -> bool {
     matches!(applied, Ok(n) if n as usize == MIGRATOR.iter().count())
 }
 
+/// The URL as written (credentials redacted) in place of the URL used, and any credential
+/// the message still quotes on its own scrubbed.
 fn redact_error(message: &str, settings: &DatabaseSettings) -> String {
     let url = settings.url.expose();
-    message.replace(url, &settings.url.redacted())
+    crate::secret_url::scrub(&message.replace(url, &settings.url.redacted()), url)
 }

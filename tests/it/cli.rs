@@ -19,7 +19,7 @@ fn with_secret() -> Binary {
 }
 
 /// Runs `check-config` on a file holding `text`, with only `env` set.
-async fn check_config(text: &str, env: &[(&str, &str)]) -> Run {
+pub async fn check_config(text: &str, env: &[(&str, &str)]) -> Run {
     let binary = env.iter().fold(Binary::new(), |binary, (name, value)| {
         binary.env(name, value)
     });
@@ -109,7 +109,7 @@ async fn check_config_lists_every_problem_and_exits_non_zero() {
 const AMQP_TARGET: &str = "[tls]\nmode = \"self-signed\"\n[[forward.targets]]\nname = \"audit\"\nkind = \"amqp\"\nexchange = \"audian\"\nrouting_key = \"events.{type}\"\n";
 
 #[tokio::test]
-async fn check_config_fills_url_placeholders_from_the_environment_and_redacts_them() {
+async fn check_config_fills_url_placeholders_from_the_environment_and_prints_them_unexpanded() {
     let text =
         format!("{AMQP_TARGET}url = \"amqp://guest:${{RABBITMQ_PASSWORD}}@127.0.0.1:5672/%2f\"\n");
     let env = [
@@ -120,10 +120,19 @@ async fn check_config_fills_url_placeholders_from_the_environment_and_redacts_th
     assert_eq!(run.code, Some(0), "{run}");
     assert!(
         run.stdout
-            .contains("amqp://guest:[redacted]@127.0.0.1:5672/%2f"),
+            .contains("amqp://guest:${RABBITMQ_PASSWORD}@127.0.0.1:5672/%2f"),
         "{run}"
     );
     assert!(!run.stdout.contains("rabbit-pw-42"));
+}
+
+#[tokio::test]
+async fn check_config_refuses_a_url_placeholder_whose_variable_is_not_set() {
+    let text =
+        format!("{AMQP_TARGET}url = \"amqp://guest:${{RABBITMQ_PASSWORD}}@127.0.0.1:5672/%2f\"\n");
+    let run = check_config(&text, &[("AUDIAN_WEBHOOK_SECRET", SECRET)]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("RABBITMQ_PASSWORD"), "{run}");
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ const FAMILIES: [&str; 11] = [
     "forward_watermark_lag_seconds",
 ];
 
-async fn scrape(app: &TestApp) -> String {
+pub async fn scrape(app: &TestApp) -> String {
     let response = reqwest::get(format!("{}/metrics", app.admin))
         .await
         .expect("the admin listener answers /metrics");

@@ -115,7 +115,8 @@ pub(crate) fn check_metadata(msg: &Message<'_>) -> Result<(), DeliveryError> {
     Ok(())
 }
 
-/// Removes a URL's password from error text: client libraries may echo the URL they were given.
+/// Removes a URL's credentials (password, NATS token, secret query parameters) from error
+/// text: client libraries may echo the URL they were given.
 #[derive(Clone, Default)]
 pub(crate) struct Redactor {
     secrets: Vec<String>,
@@ -123,19 +124,9 @@ pub(crate) struct Redactor {
 
 impl Redactor {
     pub(crate) fn for_url(url: &str) -> Self {
-        let Some(password) = ::reqwest::Url::parse(url)
-            .ok()
-            .and_then(|u| u.password().map(str::to_owned))
-            .filter(|p| !p.is_empty())
-        else {
-            return Self::default();
-        };
-        let decoded = percent_decode(&password);
-        let mut secrets = vec![password];
-        if decoded != secrets[0] && !decoded.is_empty() {
-            secrets.push(decoded);
+        Self {
+            secrets: crate::secret_url::secret_values(url),
         }
-        Self { secrets }
     }
 
     pub(crate) fn scrub(&self, text: impl Into<String>) -> String {
@@ -145,28 +136,6 @@ impl Redactor {
         }
         text
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Full error chain without Debug noise, so the cause ("connection refused") reaches the log line.

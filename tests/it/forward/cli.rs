@@ -173,3 +173,55 @@ async fn check_config_refuses_an_invalid_target_naming_the_target_and_the_key() 
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+#[tokio::test]
+async fn events_list_and_show_escape_control_and_bidi_characters_that_came_from_outside() {
+    let sink = Sink::start().await;
+    let hostile = sink.url_for("/hostile");
+    let targets = vec![TargetSettings {
+        max_attempts: Some(1),
+        ..http_target("raw", &hostile)
+    }];
+    let app = TestApp::spawn_with(|s| fast(&mut s.forward, targets)).await;
+    // Intake refuses control characters in ids and types, but not bidi controls: a
+    // right-to-left override makes this id read as "evt_exe.gpj" on a terminal.
+    post_ok(
+        &app,
+        r#"{"id":"evt_\u202egpj.exe","type":"job.\u2066completed"}"#,
+    )
+    .await;
+    let id = "evt_\u{202e}gpj.exe";
+    reaches_state(&app, id, "raw", "dead").await;
+    // A legitimate event is still taken, once; the target's hostile answer kills its delivery.
+    post_ok(&app, &typed_event("evt_plain", "job.completed")).await;
+    assert_eq!(app.count_events("evt_plain").await, 1);
+    reaches_state(&app, "evt_plain", "raw", "dead").await;
+
+    let (binary, config) = operator(&app, &http_target_toml("raw", &hostile, 1));
+    let escaped_id = r"evt_\u{202e}gpj.exe";
+    let list = events(&binary, &config, &["list"]).await;
+    let show = events(&binary, &config, &["show", id]).await;
+    for run in [&list, &show] {
+        assert_eq!(run.code, Some(0), "{run}");
+        let raw = ['\u{1b}', '\u{7}', '\u{202e}', '\u{2066}'];
+        assert!(
+            !run.stdout.contains(raw),
+            "raw control characters printed: {run}"
+        );
+    }
+    assert!(
+        list.stdout
+            .contains(&format!("{escaped_id}\traw\tdead\tattempts=1\t")),
+        "{list}"
+    );
+    let error =
+        r"evt_plain	raw	dead	attempts=1	HTTP 400 Bad Request: \u{1b}]0;pwned\u{7}\u{202e}evil";
+    assert!(list.stdout.contains(error), "{list}");
+    assert!(
+        show.stdout
+            .contains(&format!("event_id:    {escaped_id}\n")),
+        "{show}"
+    );
+    let escaped_type = r"type:        job.\u{2066}completed";
+    assert!(show.stdout.contains(escaped_type), "{show}");
+}
