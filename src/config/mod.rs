@@ -65,21 +65,48 @@ impl Settings {
     /// then validates what `scope` needs. A `.env` in the working directory has already been
     /// read by `main`.
     pub fn load(path: Option<&Path>, scope: Scope) -> Result<Settings, ConfigError> {
-        let mut figment = Figment::new();
-        if let Some(path) = path {
-            if !path.exists() {
+        let file = match path {
+            Some(path) if !path.exists() => {
                 return Err(ConfigError::MissingFile(path.display().to_string()));
             }
-            refuse_passwords_in_file(path)?;
-            figment = figment.merge(Toml::file_exact(path));
-        }
-        figment = figment.merge(Env::prefixed("AUDIAN_RECEIVER__").split("__"));
+            Some(path) => Some(Figment::from(Toml::file_exact(path))),
+            None => None,
+        };
+        let mut environment = Figment::from(Env::prefixed("AUDIAN_RECEIVER__").split("__"));
         if let Ok(url) = std::env::var("DATABASE_URL") {
-            figment = figment.merge(("database.url", url));
+            environment = environment.merge(("database.url", url));
+        }
+        Self::layered(file, environment, scope)
+    }
+
+    /// Loads defaults → `text` as the configuration file, with no environment layer
+    /// (`AUDIAN_RECEIVER__*`, `DATABASE_URL`) and no file read, then validates what `scope`
+    /// needs: the loader on its own, for the `config_loader` fuzz target. `${NAME}`
+    /// placeholders in URLs are still filled from the environment, as the file asks.
+    pub fn from_toml_str(text: &str, scope: Scope) -> Result<Settings, ConfigError> {
+        Self::layered(
+            Some(Figment::from(Toml::string(text))),
+            Figment::new(),
+            scope,
+        )
+    }
+
+    /// The one loading path: defaults, then `file` (passwords in its URLs refused), then
+    /// `overrides`; then the checks.
+    fn layered(
+        file: Option<Figment>,
+        overrides: Figment,
+        scope: Scope,
+    ) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = &file {
+            refuse_passwords_in_file(file)?;
+            figment = figment.merge(file.clone());
         }
         let settings: Settings = figment
+            .merge(overrides)
             .extract()
-            .map_err(|e| describe_figment_error(e, path))?;
+            .map_err(|e| describe_figment_error(e, file.as_ref()))?;
         let problems = settings.problems(scope);
         if problems.is_empty() {
             Ok(settings)
@@ -107,8 +134,7 @@ impl Settings {
 
 /// A password, NATS token or secret query parameter written into a URL in the file is a secret
 /// in the file: refuse it and point at `${VAR}` placeholders (or `DATABASE_URL`) instead.
-fn refuse_passwords_in_file(path: &Path) -> Result<(), ConfigError> {
-    let file = Figment::from(Toml::file_exact(path));
+fn refuse_passwords_in_file(file: &Figment) -> Result<(), ConfigError> {
     let mut urls: Vec<(String, String)> = Vec::new();
     if let Ok(url) = file.extract_inner::<String>("database.url") {
         urls.push(("database.url".to_owned(), url));
@@ -137,7 +163,7 @@ fn refuse_passwords_in_file(path: &Path) -> Result<(), ConfigError> {
     }
 }
 
-fn describe_figment_error(error: figment::Error, path: Option<&Path>) -> ConfigError {
+fn describe_figment_error(error: figment::Error, file: Option<&Figment>) -> ConfigError {
     let mut messages = Vec::new();
     for mut e in error {
         if let Some(key) = secret_key(&e) {
@@ -153,7 +179,7 @@ fn describe_figment_error(error: figment::Error, path: Option<&Path>) -> ConfigE
         };
         messages.push(format!(
             "{}: {}{place}",
-            describe_key(&e.path, path),
+            describe_key(&e.path, file),
             e.kind
         ));
     }
@@ -212,12 +238,11 @@ fn name_the_target_key(e: &mut figment::Error) {
 
 /// `forward.targets.0.kind` → ``forward.targets[0] (`jobs`): `kind` ``, so an error about a
 /// target names it.
-fn describe_key(key: &[String], path: Option<&Path>) -> String {
+fn describe_key(key: &[String], file: Option<&Figment>) -> String {
     match key {
         [forward, targets, index, rest @ ..] if forward == "forward" && targets == "targets" => {
-            let targets = path.and_then(|p| {
-                Figment::from(Toml::file_exact(p))
-                    .extract_inner::<Vec<figment::value::Dict>>("forward.targets")
+            let targets = file.and_then(|f| {
+                f.extract_inner::<Vec<figment::value::Dict>>("forward.targets")
                     .ok()
             });
             let name = index
