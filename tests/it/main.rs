@@ -11,6 +11,7 @@ mod intake;
 mod metrics;
 mod migration;
 mod outage;
+mod properties;
 mod proxy;
 mod reload;
 mod rotation;
