@@ -47,8 +47,10 @@ for target in "${targets[@]}"; do
     >"$output" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$output" | tail -n 1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$output" | tail -n 1)
+  # libFuzzer's last status line: coverage points, features, corpus entries/size.
+  reached=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*/[0-9a-zA-Z]*' "$output" | tail -n 1 || true)
   if [ "$status" -eq 0 ]; then
-    log "$target: OK, ${execs:-?} executions (${rate:-?}/s), corpus $(find "$work" -type f | wc -l) inputs"
+    log "$target: OK, ${execs:-?} executions (${rate:-?}/s), ${reached:-no coverage line}"
   else
     failed+=("$target")
     tail -n 40 "$output" >&2

@@ -40,9 +40,13 @@ AEAD_MARKERS = ("_GCM_", "CHACHA20_POLY1305", "_CCM")
 WEAK_MARKERS = ("CBC", "RC4", "3DES", "DES_", "NULL", "EXPORT", "ANON", "MD5")
 
 
-def is_aead(suite: str) -> bool:
+def suite_problem(suite: str):
+    """Why an accepted suite is not allowed, or None."""
     name = suite.upper()
-    return any(m in name for m in AEAD_MARKERS) and not any(m in name for m in WEAK_MARKERS)
+    if not any(m in name for m in AEAD_MARKERS):
+        return "is not an AEAD suite"
+    weak = [m.strip("_") for m in WEAK_MARKERS if m in name]
+    return f"is weak ({', '.join(weak)})" if weak else None
 
 
 def completed(scan_result, field: str, problems: list):
@@ -75,7 +79,7 @@ def summarise(label: str, server) -> dict:
         if name in ALLOWED:
             if not suites:
                 problems.append(f"{name} is not accepted")
-            problems.extend(f"{name}: {s} is not an AEAD suite" for s in suites if not is_aead(s))
+            problems.extend(f"{name}: {s} {why}" for s in suites if (why := suite_problem(s)))
     summary["protocols"] = protocols
     for field, (flag, what) in CHECKS.items():
         result = completed(scan, field, problems)

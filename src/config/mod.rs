@@ -260,3 +260,6 @@ fn describe_key(key: &[String], file: Option<&Figment>) -> String {
         _ => key.join("."),
     }
 }
+
+#[cfg(test)]
+mod tests;
