@@ -7,7 +7,10 @@ use super::*;
 fn a_password_in_a_url_is_refused_from_text_as_from_a_file() {
     let text = "[database]\nurl = \"postgres://app:hunter2@db/x\"\n";
     let error = Settings::from_toml_str(text, Scope::DatabaseOnly).unwrap_err();
-    assert!(matches!(error, ConfigError::SecretInFile(_)), "{error}");
+    assert!(
+        matches!(error, ConfigError::CredentialInUrl { .. }),
+        "{error}"
+    );
     assert!(!error.to_string().contains("hunter2"), "{error}");
 }
 
