@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use audian_receiver::signing::sign;
 
 use super::WRONG_SIGNATURE;
-use crate::fixtures::{Binary, RawTls, SECRET, TestCerts, TestDb, event, http1_config};
+use crate::fixtures::{Binary, RawTls, SECRET, Served, TestCerts, event, http1_config};
 
 const ATTACKERS: usize = 2_000;
 const ATTACK_BODY: usize = 900 * 1024;
@@ -22,21 +22,14 @@ const MEMORY_CAP_KIB: u64 = 100 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_large_bodies_keeps_memory_bounded_and_lets_real_events_in() {
-    let db = TestDb::create().await;
-    let certs = TestCerts::generate();
     let binary = Binary::new().env("AUDIAN_WEBHOOK_SECRET", SECRET);
-    let config = binary.write_config(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = {:?}\n\
-         key = {:?}\n[database]\nurl = {:?}\n[log]\nformat = \"json\"\nlevel = \"warn,audian_receiver=info\"\n",
-        certs.cert_path(),
-        certs.key_path(),
-        db.url()
-    ));
-    let receiver = binary.spawn(&["serve", "--config", &config]);
-    let port = receiver.wait_for_log("listening").await["port"]
-        .as_u64()
-        .expect("the port it listens on") as u16;
-    let tls = http1_config(&certs);
+    let served = Served::start(
+        binary,
+        "[log]\nformat = \"json\"\nlevel = \"warn,audian_receiver=info\"\n",
+    )
+    .await;
+    let (certs, port) = (&served.certs, served.port);
+    let tls = http1_config(certs);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut attackers = tokio::task::JoinSet::new();
@@ -46,16 +39,13 @@ async fn a_flood_of_large_bodies_keeps_memory_bounded_and_lets_real_events_in() 
     // Let the flood build up before the real events start.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let started = Instant::now();
-    let senders = (0..SENDERS).map(|sender| {
-        let certs = &certs;
-        async move {
-            let mut most_tries = 0;
-            for n in (sender..EVENTS).step_by(SENDERS) {
-                let tries = deliver(certs, port, &event(&format!("evt_flood_{n}"))).await;
-                most_tries = most_tries.max(tries);
-            }
-            most_tries
+    let senders = (0..SENDERS).map(|sender| async move {
+        let mut most_tries = 0;
+        for n in (sender..EVENTS).step_by(SENDERS) {
+            let tries = deliver(certs, port, &event(&format!("evt_flood_{n}"))).await;
+            most_tries = most_tries.max(tries);
         }
+        most_tries
     });
     let most_tries = futures_util::future::join_all(senders)
         .await
@@ -63,7 +53,7 @@ async fn a_flood_of_large_bodies_keeps_memory_bounded_and_lets_real_events_in() 
         .max();
     let sending = started.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let peak_kib = peak_rss_kib(receiver.pid());
+    let peak_kib = peak_rss_kib(served.receiver.pid());
     attackers.abort_all();
 
     eprintln!(
@@ -80,7 +70,7 @@ async fn a_flood_of_large_bodies_keeps_memory_bounded_and_lets_real_events_in() 
         "the receiver's resident memory peaked at {} MiB",
         peak_kib / 1024
     );
-    let mut conn = db.connect().await;
+    let mut conn = served.db.connect().await;
     let (rows, ids): (i64, i64) = sqlx::query_as(
         "SELECT count(*), count(DISTINCT event_id) FROM events WHERE event_id LIKE 'evt_flood_%'",
     )

@@ -12,18 +12,6 @@ use crate::fixtures::{SECRET, TestApp, assert_answer};
 
 const TOO_LARGE: &str = r#"{"error":"Payload too large"}"#;
 
-/// A client that speaks only HTTP/2 (negotiated by ALPN) and trusts the test CA.
-fn h2_client(app: &TestApp) -> reqwest::Client {
-    let mut config = app.certs.client_config(rustls::ALL_VERSIONS);
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .http2_prior_knowledge()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
 async fn post(client: &reqwest::Client, app: &TestApp, body: reqwest::Body) -> reqwest::Response {
     let response = client
         .post(format!("{}/webhook", app.base))
@@ -40,7 +28,7 @@ async fn post(client: &reqwest::Client, app: &TestApp, body: reqwest::Body) -> r
 #[tokio::test]
 async fn a_body_declared_over_the_limit_gets_413_over_http2() {
     let app = TestApp::spawn().await;
-    let client = h2_client(&app);
+    let client = app.certs.h2_client();
     let body = vec![b'x'; 2 * 1024 * 1024];
     assert_answer(post(&client, &app, body.into()).await, 413, TOO_LARGE).await;
     still_serves(&app, "evt_after_h2_413").await;
@@ -49,7 +37,7 @@ async fn a_body_declared_over_the_limit_gets_413_over_http2() {
 #[tokio::test]
 async fn an_endless_body_gets_413_over_http2_and_the_upload_is_stopped() {
     let app = TestApp::spawn().await;
-    let client = h2_client(&app);
+    let client = app.certs.h2_client();
     // No length declared, and the stream never ends: only the server can end this request.
     let answer = post(&client, &app, endless_body()).await;
     assert_answer(answer, 413, TOO_LARGE).await;
@@ -59,7 +47,7 @@ async fn an_endless_body_gets_413_over_http2_and_the_upload_is_stopped() {
 #[tokio::test]
 async fn refusals_before_the_body_arrive_whole_over_http2() {
     let app = TestApp::spawn().await;
-    let client = h2_client(&app);
+    let client = app.certs.h2_client();
     let unsigned = client
         .post(format!("{}/webhook", app.base))
         .body(vec![b'x'; 512 * 1024])

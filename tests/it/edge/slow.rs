@@ -76,13 +76,7 @@ async fn a_header_section_over_the_cap_gets_431_over_http1() {
 #[tokio::test]
 async fn a_header_section_over_the_cap_gets_431_over_http2() {
     let app = TestApp::spawn().await;
-    let mut config = app.certs.client_config(rustls::ALL_VERSIONS);
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let client = app.certs.h2_client();
     let response = client
         .post(format!("{}/webhook", app.base))
         .header("x-big", "a".repeat(20 * 1024))
