@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use sqlx::PgPool;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::sealing::PayloadKeys;
 
@@ -45,11 +45,21 @@ pub enum WriteError {
 }
 
 type Reply = oneshot::Sender<Result<Recorded, WriteError>>;
+/// An event waiting for its batch, with its share of [`QUEUE_MAX_BYTES`].
+type Queued = (NewEvent, Reply, OwnedSemaphorePermit);
+
+/// Payload bytes waiting for the database at once, across all batches; past it an event is
+/// refused at once (503) instead of queued. The request's own body budget is released when
+/// its answer times out, so this is what bounds the queue during an outage.
+const QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Payload bytes in one group-commit statement: a larger batch is committed in several.
+const STATEMENT_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// Hands events to the batching task and waits for their commit.
 #[derive(Clone)]
 pub struct EventWriter {
-    queue: mpsc::Sender<(NewEvent, Reply)>,
+    queue: mpsc::Sender<Queued>,
+    queued_bytes: Arc<Semaphore>,
     timeout: Duration,
     keys: PayloadKeys,
 }
@@ -82,6 +92,7 @@ impl EventWriter {
         tokio::spawn(batches.run(receiver));
         Self {
             queue,
+            queued_bytes: Arc::new(Semaphore::new(QUEUE_MAX_BYTES)),
             timeout,
             keys,
         }
@@ -101,8 +112,14 @@ impl EventWriter {
         let (reply, answer) = oneshot::channel();
         // A full queue means the database is not keeping up: shed load now rather than
         // make every request wait for the timeout.
+        let bytes = event.payload.len().min(QUEUE_MAX_BYTES) as u32;
+        let held = self
+            .queued_bytes
+            .clone()
+            .try_acquire_many_owned(bytes)
+            .map_err(|_| WriteError::Overloaded)?;
         self.queue
-            .try_send((event, reply))
+            .try_send((event, reply, held))
             .map_err(|_| WriteError::Overloaded)?;
         match tokio::time::timeout(self.timeout, answer).await {
             Ok(Ok(result)) => result,
@@ -125,7 +142,7 @@ struct Batches {
 }
 
 impl Batches {
-    async fn run(self, mut receiver: mpsc::Receiver<(NewEvent, Reply)>) {
+    async fn run(self, mut receiver: mpsc::Receiver<Queued>) {
         let slots = Arc::new(Semaphore::new(self.writers));
         let this = Arc::new(self);
         loop {
@@ -138,21 +155,65 @@ impl Batches {
             }
             let this = this.clone();
             tokio::spawn(async move {
-                let key_id = this.key_id.as_deref();
-                match commit_batch(&this.pool, batch, key_id, this.timeout).await {
-                    Ok(true) => this.committed.send_modify(|n| *n += 1),
-                    Ok(false) => {}
-                    Err(error) => {
-                        this.db_errors.inc();
-                        if error == WriteError::Timeout {
-                            tracing::warn!("event batch not committed within the write timeout");
-                        }
-                    }
+                for statement in by_bytes(batch) {
+                    this.commit(statement.events).await;
+                    drop(statement.held);
                 }
                 drop(slot);
             });
         }
     }
+}
+
+impl Batches {
+    async fn commit(&self, statement: Vec<(NewEvent, Reply)>) {
+        let key_id = self.key_id.as_deref();
+        match commit_batch(&self.pool, statement, key_id, self.timeout).await {
+            Ok(true) => self.committed.send_modify(|n| *n += 1),
+            Ok(false) => {}
+            Err(error) => {
+                self.db_errors.inc();
+                if error == WriteError::Timeout {
+                    tracing::warn!("event batch not committed within the write timeout");
+                }
+            }
+        }
+    }
+}
+
+/// Events committed by one statement, with the queue bytes they release once it ends.
+struct Statement {
+    events: Vec<(NewEvent, Reply)>,
+    held: Vec<OwnedSemaphorePermit>,
+}
+
+/// Splits a batch into statements of at most [`STATEMENT_MAX_BYTES`] of payload (at least
+/// one event each), in arrival order.
+fn by_bytes(batch: Vec<Queued>) -> Vec<Statement> {
+    let mut statements = Vec::new();
+    let mut current = Statement {
+        events: Vec::new(),
+        held: Vec::new(),
+    };
+    let mut bytes = 0;
+    for (event, reply, permit) in batch {
+        let len = event.payload.len();
+        if !current.events.is_empty() && bytes + len > STATEMENT_MAX_BYTES {
+            let full = Statement {
+                events: std::mem::take(&mut current.events),
+                held: std::mem::take(&mut current.held),
+            };
+            statements.push(full);
+            bytes = 0;
+        }
+        bytes += len;
+        current.events.push((event, reply));
+        current.held.push(permit);
+    }
+    if !current.events.is_empty() {
+        statements.push(current);
+    }
+    statements
 }
 
 const INSERT_BATCH: &str = r#"
@@ -292,5 +353,49 @@ impl<'a> Columns<'a> {
         self.payloads.push(&event.payload);
         self.hashes.push(&event.sha256);
         self.ips.push(event.source_ip.map(|ip| ip.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(len: usize, bytes: &Arc<Semaphore>) -> Queued {
+        let event = NewEvent {
+            id: format!("evt_{len}"),
+            event_type: "t".to_owned(),
+            payload: Bytes::from(vec![b'x'; len]),
+            sha256: [0; 32],
+            source_ip: None,
+        };
+        let permit = bytes.clone().try_acquire_many_owned(len as u32).unwrap();
+        (event, oneshot::channel().0, permit)
+    }
+
+    #[test]
+    fn a_batch_is_split_into_statements_of_bounded_bytes_in_order() {
+        let bytes = Arc::new(Semaphore::new(QUEUE_MAX_BYTES));
+        let mib = 1024 * 1024;
+        let batch = [5 * mib, 3 * mib, 1, 9 * mib, 2]
+            .into_iter()
+            .map(|len| queued(len, &bytes))
+            .collect();
+        let sizes: Vec<Vec<usize>> = by_bytes(batch)
+            .iter()
+            .map(|s| s.events.iter().map(|(e, _)| e.payload.len()).collect())
+            .collect();
+        assert_eq!(
+            sizes,
+            [vec![5 * mib, 3 * mib], vec![1], vec![9 * mib], vec![2]]
+        );
+    }
+
+    #[test]
+    fn queue_bytes_are_released_when_a_statement_is_done() {
+        let bytes = Arc::new(Semaphore::new(QUEUE_MAX_BYTES));
+        let statements = by_bytes(vec![queued(1000, &bytes)]);
+        assert_eq!(bytes.available_permits(), QUEUE_MAX_BYTES - 1000);
+        drop(statements);
+        assert_eq!(bytes.available_permits(), QUEUE_MAX_BYTES);
     }
 }
