@@ -102,7 +102,15 @@ impl Verifier {
 
     /// Checks `header` (hex, either case, optional `sha256=` prefix) against `body`.
     pub fn verify(&self, header: Option<&[u8]>, body: Bytes) -> Result<Verified, SignatureError> {
-        let claimed = decode_header(header)?;
+        self.verify_digest(&decode_header(header)?, body)
+    }
+
+    /// Checks a digest already taken from its header by [`decode_header`] against `body`.
+    pub fn verify_digest(
+        &self,
+        claimed: &[u8; 32],
+        body: Bytes,
+    ) -> Result<Verified, SignatureError> {
         // Every key is tried, and the results combined without branching, so timing does
         // not reveal which key (if any) was close. `first` ends as the index of the first key
         // that matched.
@@ -111,7 +119,7 @@ impl Verifier {
         for (index, key) in self.keys.iter().enumerate().rev() {
             let mut mac = key.clone();
             mac.update(&body);
-            let this = mac.finalize().into_bytes().as_slice().ct_eq(&claimed);
+            let this = mac.finalize().into_bytes().as_slice().ct_eq(claimed);
             first.conditional_assign(&(index as u8), this);
             matched |= this;
         }

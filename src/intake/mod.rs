@@ -70,15 +70,14 @@ impl Intake {
         headers: &HeaderMap,
         body: &mut Body,
     ) -> Result<Recorded, Refusal> {
-        let declared = self.check_headers(headers)?;
+        let (declared, claimed) = self.check_headers(headers)?;
         let read = body::read_limited(body, declared, self.max_body_bytes, &self.body_budget);
         let raw = tokio::time::timeout(self.body_timeout, read)
             .await
             .map_err(|_| Refusal::BodyTimeout)??;
-        let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
         let verified = self
             .verifier
-            .verify(signature, raw.bytes.clone())
+            .verify_digest(&claimed, raw.bytes.clone())
             .map_err(|reason| {
                 tracing::debug!(%reason, "signature refused");
                 Refusal::InvalidSignature
@@ -104,8 +103,9 @@ impl Intake {
     }
 
     /// The header checks, in the contract's order: ambiguity (400), declared size (413), a
-    /// signature header that cannot be one (401). Returns the declared body length.
-    fn check_headers(&self, headers: &HeaderMap) -> Result<Option<u64>, Refusal> {
+    /// signature header that cannot be one (401). Returns the declared body length and the
+    /// digest the signature header claims.
+    fn check_headers(&self, headers: &HeaderMap) -> Result<(Option<u64>, [u8; 32]), Refusal> {
         for name in [&header::CONTENT_TYPE, &header::CONTENT_LENGTH, &SIGNATURE] {
             if headers.get_all(name).iter().nth(1).is_some() {
                 return Err(Refusal::InvalidRequest);
@@ -124,13 +124,12 @@ impl Intake {
         if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
             return Err(Refusal::PayloadTooLarge);
         }
-        signing::decode_header(headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes())).map_err(
-            |reason| {
-                tracing::debug!(%reason, "signature refused before the body");
-                Refusal::InvalidSignature
-            },
-        )?;
-        Ok(declared)
+        let claimed = signing::decode_header(headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes()))
+            .map_err(|reason| {
+            tracing::debug!(%reason, "signature refused before the body");
+            Refusal::InvalidSignature
+        })?;
+        Ok((declared, claimed))
     }
 
     fn new_event(
