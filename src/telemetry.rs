@@ -102,6 +102,8 @@ pub struct Metrics {
     pub oldest_pending: Family<TargetLabel, FloatGauge>,
     /// Deliveries given up on (dead), per target.
     pub dead: Family<TargetLabel, Gauge>,
+    /// 1 while a target is parked (it failed a whole batch; its cursor holds), per target.
+    pub parked: Family<TargetLabel, Gauge>,
     /// Age of the oldest open writing transaction on the cluster, which holds forwarding back.
     pub watermark_lag: FloatGauge,
 }
@@ -122,6 +124,7 @@ impl Metrics {
         let pending = Family::<TargetLabel, Gauge>::default();
         let oldest_pending = Family::<TargetLabel, FloatGauge>::default();
         let dead = Family::<TargetLabel, Gauge>::default();
+        let parked = Family::<TargetLabel, Gauge>::default();
         let watermark_lag = FloatGauge::default();
         // Both keys show from the start, so a rate over `previous` is defined (and zero)
         // from the first scrape, not only after the old secret's first match.
@@ -181,6 +184,11 @@ impl Metrics {
             "Deliveries given up on per target (replay with `events replay`)",
             dead.clone(),
         );
+        registry.register(
+            "forward_parked",
+            "1 while a target is parked: it failed every event of a batch, so its cursor holds and the batch is probed with backoff",
+            parked.clone(),
+        );
         registry.register_with_unit(
             "forward_watermark_lag",
             "Age of the oldest open writing transaction on the Postgres cluster: forwarding reads only events older than it",
@@ -199,6 +207,7 @@ impl Metrics {
             pending,
             oldest_pending,
             dead,
+            parked,
             watermark_lag,
         })
     }
@@ -217,6 +226,7 @@ impl Metrics {
         self.pending.get_or_create_owned(&label);
         self.oldest_pending.get_or_create_owned(&label);
         self.dead.get_or_create_owned(&label);
+        self.parked.get_or_create_owned(&label);
     }
 
     pub fn count_request(&self, outcome: &'static str) {

@@ -23,6 +23,9 @@ use crate::telemetry::{DeliveryLabels, Metrics, TargetLabel};
 /// How long a woken loop waits for more events before reading.
 const GATHER: Duration = Duration::from_millis(10);
 
+/// The fewest failed events, all of one batch, that park a target (see `Forwarder::park`).
+const PARK_MIN_EVENTS: usize = 2;
+
 /// A configured target, built, with its limits.
 struct Route {
     settings: TargetSettings,
@@ -44,6 +47,17 @@ pub struct Forwarder {
     metrics: Arc<Metrics>,
     /// Names this process in cursor leases.
     owner: String,
+}
+
+/// What a forwarding loop does after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// A batch was full: step again at once.
+    More,
+    /// Wait for new events (or the poll interval).
+    Idle,
+    /// The target is parked: step again after this long, whatever arrives meanwhile.
+    Parked(Duration),
 }
 
 /// What one step did, so tests can drive forwarding one batch at a time.
@@ -149,7 +163,16 @@ impl Forwarder {
         let route = &self.routes[index];
         while !shutdown.is_cancelled() {
             match self.step_route(route).await {
-                Ok((_, true)) => continue,
+                Ok((_, Flow::More)) => continue,
+                Ok((_, Flow::Parked(wait))) => {
+                    // New events do not wake a parked target: only its next probe does, or
+                    // renewing its lease.
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait.min(self.lease / 3)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    continue;
+                }
                 Ok(_) => {}
                 Err(error) => {
                     self.metrics.db_errors.inc();
@@ -179,28 +202,46 @@ impl Forwarder {
         Ok(total)
     }
 
-    /// Returns what was done and whether a batch was full (so there may be more at once).
-    async fn step_route(&self, route: &Route) -> Result<(Step, bool), sqlx::Error> {
-        let (read, log_full) = self.forward_from_log(route).await?;
+    /// Returns what was done and what the loop should do next.
+    async fn step_route(&self, route: &Route) -> Result<(Step, Flow), sqlx::Error> {
+        let (read, flow) = self.forward_from_log(route).await?;
+        if let Flow::Parked(_) = flow {
+            return Ok((read, flow)); // the target is down: its retries wait for it too
+        }
         let (retried, retries_full) = self.retry_due(route).await?;
         let step = Step {
             claimed: read.claimed + retried.claimed,
             delivered: read.delivered + retried.delivered,
         };
-        Ok((step, log_full || retries_full))
+        let more = matches!(flow, Flow::More) || retries_full;
+        Ok((step, if more { Flow::More } else { Flow::Idle }))
     }
 
-    /// The happy path: nothing is written per event, only the cursor per batch.
-    async fn forward_from_log(&self, route: &Route) -> Result<(Step, bool), sqlx::Error> {
+    /// The happy path: nothing is written per event, only the cursor per batch. A batch
+    /// whose every event fails (retryably) parks the target instead: see [`Self::park`].
+    async fn forward_from_log(&self, route: &Route) -> Result<(Step, Flow), sqlx::Error> {
         let name = &route.settings.name;
         let Some(cursor) =
             forwarding::lease_cursor(&self.pool, name, &self.owner, self.lease).await?
         else {
-            return Ok((Step::default(), false)); // another replica forwards this target
+            return Ok((Step::default(), Flow::Idle)); // another replica forwards this target
         };
-        let events = forwarding::read_after(&self.pool, cursor, self.batch_size).await?;
+        let held = cursor.park;
+        self.metrics
+            .parked
+            .get_or_create(&TargetLabel::new(name))
+            .set(i64::from(held.is_some()));
+        if let Some(park) = held.filter(|park| !park.wait.is_zero()) {
+            return Ok((Step::default(), Flow::Parked(park.wait)));
+        }
+        let until = held.map(|park| park.to);
+        let events = forwarding::read_after(&self.pool, cursor.at, until, self.batch_size).await?;
         let Some(last) = events.last() else {
-            return Ok((Step::default(), false));
+            if held.is_some() {
+                // The held batch is gone (nothing left to send in it): unpark.
+                forwarding::advance(&self.pool, name, &self.owner, cursor.at, &[]).await?;
+            }
+            return Ok((Step::default(), Flow::Idle));
         };
         let to = last.position();
         let wanted: Vec<_> = events
@@ -209,18 +250,35 @@ impl Forwarder {
             .filter(|e| e.payload.is_some() && route.settings.accepts(&e.event_type))
             .collect();
         let results = self.send(route, &wanted).await;
+        let attempts = held.map_or(0, |park| park.attempts) + 1;
+        if let Some(wait) = self.park(route, &results, attempts) {
+            let error = results.iter().find_map(|r| r.as_ref().err());
+            let error = error.map_or("", |e| e.message.as_str());
+            if !forwarding::park(&self.pool, name, &self.owner, to, attempts, wait, error).await? {
+                tracing::warn!(target = %name, "lost the cursor's lease while parking; its new holder tries the batch again");
+            } else if held.is_none() {
+                tracing::warn!(target = %name, %error, events = wanted.len(), "every delivery of a batch failed: the target looks down; its cursor holds and the batch is tried again with backoff");
+            }
+            self.count(name, "retry", wanted.len());
+            let step = Step {
+                claimed: wanted.len(),
+                delivered: 0,
+            };
+            return Ok((step, Flow::Parked(wait)));
+        }
         let failed: Vec<_> = wanted
             .iter()
             .zip(&results)
             .filter_map(|(event, result)| {
                 let error = result.as_ref().err()?;
-                Some((event.event_id.as_str(), self.next(route, 1, error)))
+                Some((event.event_id.as_str(), self.next(route, attempts, error)))
             })
             .collect();
         let failures: Vec<_> = failed
             .iter()
             .map(|(event_id, (next, error))| Failure {
                 event_id,
+                attempts,
                 dead: *next == Next::Dead,
                 retry_in: match next {
                     Next::RetryIn(after) => *after,
@@ -231,12 +289,57 @@ impl Forwarder {
             .collect();
         if !forwarding::advance(&self.pool, name, &self.owner, to, &failures).await? {
             tracing::warn!(target = %name, "lost the cursor's lease during a batch; its new holder sends the batch again");
+        } else if held.is_some() {
+            tracing::info!(target = %name, attempts, delivered = wanted.len() - failed.len(), "the parked target took its held batch; its cursor moves on");
+            self.metrics
+                .parked
+                .get_or_create(&TargetLabel::new(name))
+                .set(0);
         }
         let step = Step {
             claimed: wanted.len(),
             delivered: wanted.len() - failed.len(),
         };
-        Ok((step, events.len() as i64 == self.batch_size))
+        let flow = if events.len() as i64 == self.batch_size {
+            Flow::More
+        } else {
+            Flow::Idle
+        };
+        Ok((step, flow))
+    }
+
+    /// Whether a batch's `attempts`th try parks the target, and until when: when every
+    /// event failed, each retryably, there were at least [`PARK_MIN_EVENTS`] of them, and
+    /// attempts remain. A target that fails a whole batch is down, not choosy, so rather
+    /// than move its cursor past the batch with a retry row per event (and so per event
+    /// that arrives while it is down), its cursor holds and the whole batch is tried again
+    /// after the policy's backoff (`Retry-After` is a floor). Once a try reaches
+    /// `max_attempts`, the batch's events go dead as usual and the cursor moves on. One
+    /// failed event alone says little about the target: it gets a retry row, so a single
+    /// event the target keeps refusing never holds back the ones after it.
+    fn park(
+        &self,
+        route: &Route,
+        results: &[Result<(), DeliveryError>],
+        attempts: i32,
+    ) -> Option<Duration> {
+        let mut retry_after = None;
+        for result in results {
+            match result {
+                Err(error) if error.retryable => retry_after = retry_after.max(error.retry_after),
+                _ => return None,
+            }
+        }
+        if results.len() < PARK_MIN_EVENTS {
+            return None;
+        }
+        match self
+            .policy
+            .next(attempts, route.max_attempts, true, retry_after)
+        {
+            Next::RetryIn(wait) => Some(wait),
+            Next::Dead => None,
+        }
     }
 
     async fn retry_due(&self, route: &Route) -> Result<(Step, bool), sqlx::Error> {

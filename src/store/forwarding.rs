@@ -63,6 +63,57 @@ pub async fn ensure_cursor(pool: &PgPool, target: &str, type_pattern: &str) -> s
     Ok(())
 }
 
+/// A target's cursor as its lease holder finds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cursor {
+    /// The last event the target is done with.
+    pub at: Position,
+    /// Set while the target is parked: it failed every event of the batch after `at`.
+    pub park: Option<Park>,
+}
+
+/// A parked target: the batch it failed is held (the cursor does not move past it) and
+/// tried again, as a whole, when the probe is due.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Park {
+    /// The end of the held batch.
+    pub to: Position,
+    /// Attempts the held batch has had.
+    pub attempts: i32,
+    /// Until the next probe; zero when it is due.
+    pub wait: Duration,
+}
+
+#[derive(sqlx::FromRow)]
+struct CursorRow {
+    txid: i64,
+    seq: i64,
+    parked_txid: Option<i64>,
+    parked_seq: Option<i64>,
+    parked_attempts: i32,
+    parked_wait: Option<f64>,
+}
+
+impl From<CursorRow> for Cursor {
+    fn from(row: CursorRow) -> Self {
+        let park = match (row.parked_txid, row.parked_seq) {
+            (Some(txid), Some(seq)) => Some(Park {
+                to: Position { txid, seq },
+                attempts: row.parked_attempts,
+                wait: Duration::from_secs_f64(row.parked_wait.unwrap_or(0.0).max(0.0)),
+            }),
+            _ => None,
+        };
+        Self {
+            at: Position {
+                txid: row.txid,
+                seq: row.seq,
+            },
+            park,
+        }
+    }
+}
+
 /// Takes or renews the lease on the target's cursor for `owner`; `None` while another
 /// forwarder holds it.
 pub async fn lease_cursor(
@@ -70,26 +121,31 @@ pub async fn lease_cursor(
     target: &str,
     owner: &str,
     lease: Duration,
-) -> sqlx::Result<Option<Position>> {
-    sqlx::query_as(
+) -> sqlx::Result<Option<Cursor>> {
+    let row: Option<CursorRow> = sqlx::query_as(
         "UPDATE forward_cursors \
          SET lease_owner = $2, lease_until = clock_timestamp() + make_interval(secs => $3) \
          WHERE target = $1 \
            AND (lease_owner = $2 OR lease_until IS NULL OR lease_until < clock_timestamp()) \
-         RETURNING txid::text::bigint AS txid, seq",
+         RETURNING txid::text::bigint AS txid, seq, parked_txid::text::bigint AS parked_txid, \
+                   parked_seq, parked_attempts, \
+                   extract(epoch FROM parked_until - clock_timestamp())::float8 AS parked_wait",
     )
     .bind(target)
     .bind(owner)
     .bind(lease.as_secs_f64())
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(row.map(Cursor::from))
 }
 
-/// Up to `limit` events after `after`, in log order, all from transactions that have ended:
-/// below the snapshot's xmin nothing can commit later, so nothing appears behind a cursor.
+/// Up to `limit` events after `after` (and, when `until` is set, not after it), in log
+/// order, all from transactions that have ended: below the snapshot's xmin nothing can
+/// commit later, so nothing appears behind a cursor.
 pub async fn read_after(
     pool: &PgPool,
     after: Position,
+    until: Option<Position>,
     limit: i64,
 ) -> sqlx::Result<Vec<LoggedEvent>> {
     sqlx::query_as(
@@ -97,27 +153,63 @@ pub async fn read_after(
                 received_at \
          FROM events \
          WHERE (txid, seq) > ($1::bigint::text::xid8, $2) \
+           AND ($3::bigint IS NULL OR (txid, seq) <= ($3::bigint::text::xid8, $4)) \
            AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
          ORDER BY txid, seq \
-         LIMIT $3",
+         LIMIT $5",
     )
     .bind(after.txid)
     .bind(after.seq)
+    .bind(until.map(|p| p.txid))
+    .bind(until.map(|p| p.seq))
     .bind(limit)
     .fetch_all(pool)
     .await
 }
 
-/// An event that failed its first attempt at a target.
+/// Holds the cursor where it is and parks the target: the batch up to `to` failed its
+/// `attempts`th try at every event, with `error` (the first); it is tried again after
+/// `wait`. Nothing is written per event. Only while `owner` still holds the lease.
+pub async fn park(
+    pool: &PgPool,
+    target: &str,
+    owner: &str,
+    to: Position,
+    attempts: i32,
+    wait: Duration,
+    error: &str,
+) -> sqlx::Result<bool> {
+    let parked = sqlx::query(
+        "UPDATE forward_cursors \
+         SET parked_txid = $3::bigint::text::xid8, parked_seq = $4, parked_attempts = $5, \
+             parked_until = clock_timestamp() + make_interval(secs => $6), parked_error = $7, \
+             updated_at = now() \
+         WHERE target = $1 AND lease_owner = $2",
+    )
+    .bind(target)
+    .bind(owner)
+    .bind(to.txid)
+    .bind(to.seq)
+    .bind(attempts)
+    .bind(wait.as_secs_f64())
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(parked.rows_affected() == 1)
+}
+
+/// An event of a batch that failed at a target (`attempts` times: more than once when the
+/// batch was held while the target was parked).
 pub struct Failure<'a> {
     pub event_id: &'a str,
+    pub attempts: i32,
     pub dead: bool,
     pub retry_in: Duration,
     pub error: &'a str,
 }
 
-/// In one statement: moves the cursor to `to` and records the batch's failures as retry
-/// rows — only while `owner` still holds the lease (false otherwise: whoever took it over
+/// In one statement: moves the cursor to `to` (unparking the target) and records the
+/// batch's failures as retry rows — only while `owner` still holds the lease (false otherwise: whoever took it over
 /// reads the batch again).
 pub async fn advance(
     pool: &PgPool,
@@ -126,7 +218,7 @@ pub async fn advance(
     to: Position,
     failures: &[Failure<'_>],
 ) -> sqlx::Result<bool> {
-    let mut columns = (vec![], vec![], vec![], vec![]);
+    let mut columns = (vec![], vec![], vec![], vec![], vec![]);
     for failure in failures {
         columns.0.push(failure.event_id);
         columns
@@ -134,17 +226,21 @@ pub async fn advance(
             .push(if failure.dead { "dead" } else { "retrying" });
         columns.2.push(failure.retry_in.as_secs_f64());
         columns.3.push(failure.error);
+        columns.4.push(failure.attempts);
     }
     sqlx::query_scalar(
         "WITH moved AS ( \
              UPDATE forward_cursors \
-             SET txid = $3::bigint::text::xid8, seq = $4, updated_at = now() \
+             SET txid = $3::bigint::text::xid8, seq = $4, updated_at = now(), \
+                 parked_txid = NULL, parked_seq = NULL, parked_attempts = 0, \
+                 parked_until = NULL, parked_error = NULL \
              WHERE target = $1 AND lease_owner = $2 \
              RETURNING 1 \
          ), failed AS ( \
              INSERT INTO forward_retries (target, event_id, state, attempts, next_attempt_at, last_error) \
-             SELECT $1, f.event_id, f.state, 1, now() + make_interval(secs => f.delay), f.error \
-             FROM unnest($5::text[], $6::text[], $7::float8[], $8::text[]) AS f(event_id, state, delay, error) \
+             SELECT $1, f.event_id, f.state, f.attempts, now() + make_interval(secs => f.delay), f.error \
+             FROM unnest($5::text[], $6::text[], $7::float8[], $8::text[], $9::int4[]) \
+                 AS f(event_id, state, delay, error, attempts) \
              WHERE EXISTS (SELECT 1 FROM moved) \
              ON CONFLICT (target, event_id) DO NOTHING \
          ) \
@@ -158,6 +254,7 @@ pub async fn advance(
     .bind(columns.1)
     .bind(columns.2)
     .bind(columns.3)
+    .bind(columns.4)
     .fetch_one(pool)
     .await
 }

@@ -250,12 +250,7 @@ async fn a_repeated_id_with_another_body_keeps_the_first_and_is_counted() {
             .await
             .unwrap();
     assert_eq!(payload, first.as_bytes());
-    let metrics = reqwest::get(format!("{}/metrics", app.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("audian_receiver_duplicate_payload_mismatches_total 1"),
         "{metrics}"

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use super::{
-    deliveries, fast, http_target, http_target_with_timeout, post_ok, reaches_state, redis_target,
-    typed_event,
+    deliveries, fast, hold_watermark, http_target, http_target_with_timeout, post_as_one_batch,
+    post_ok, reaches_state, redis_target, typed_event,
 };
 use crate::fixtures::{REDIS_ADDR, RedisStream, Sink, TestApp, eventually, free_port};
 
@@ -43,9 +43,7 @@ async fn a_failing_target_blocks_neither_intake_nor_the_other_targets() {
     ];
     let app = TestApp::spawn_with(|s| fast(&mut s.forward, targets)).await;
     let ids: Vec<String> = (0..10).map(|i| format!("evt_iso_{i}")).collect();
-    for id in &ids {
-        post_ok(&app, &typed_event(id, "job.completed")).await;
-    }
+    post_as_one_batch(&app, &ids).await;
 
     let expected: HashSet<String> = ids.iter().cloned().collect();
     eventually("every event in the Redis stream, each once", || async {
@@ -54,10 +52,10 @@ async fn a_failing_target_blocks_neither_intake_nor_the_other_targets() {
         (got.len() == ids.len() && unique == expected).then_some(())
     })
     .await;
-    // The HTTP rows stay pending and keep being retried (not parked, not dead) while Redis's
-    // are all delivered.
+    // The down target is parked: every event is pending, all of them in the batch its
+    // cursor holds, tried again and again (with the error); not one retry row was written.
     let rows = eventually(
-        "the down target retried every event at least twice",
+        "the down target parked, its held batch of all ten tried at least twice",
         || async {
             let rows = deliveries(&app).await;
             let redis_done = rows
@@ -65,20 +63,77 @@ async fn a_failing_target_blocks_neither_intake_nor_the_other_targets() {
                 .filter(|r| r.target == "redis")
                 .all(|r| r.state == "delivered");
             let down: Vec<_> = rows.iter().filter(|r| r.target == "down").collect();
-            let retrying = down.len() == ids.len()
-                && down
-                    .iter()
-                    .all(|r| r.state == "pending" && r.attempts >= 2 && r.last_error.is_some());
-            (redis_done && retrying).then_some(rows)
+            let pending = down.len() == ids.len() && down.iter().all(|r| r.state == "pending");
+            let probed = down
+                .iter()
+                .any(|r| r.attempts >= 2 && r.last_error.is_some());
+            (redis_done && pending && probed).then_some(rows)
         },
     )
     .await;
-    let error = rows[0].last_error.clone().unwrap();
+    let held = rows.iter().find(|r| r.target == "down").unwrap();
+    let error = held.last_error.clone().unwrap();
     assert!(error.contains("HTTP request failed"), "{error}");
+    assert_eq!(
+        retry_rows(&app, "down").await,
+        0,
+        "a parked target writes nothing per event"
+    );
+    let metrics = app.metrics().await;
+    for line in [
+        r#"audian_receiver_forward_parked{target="down"} 1"#,
+        r#"audian_receiver_forward_parked{target="redis"} 0"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in\n{metrics}"
+        );
+    }
 
     // Intake is still answering, and new events still reach the working target.
     post_ok(&app, &typed_event("evt_iso_late", "job.completed")).await;
     reaches_state(&app, "evt_iso_late", "redis", "delivered").await;
+}
+
+#[tokio::test]
+async fn a_target_that_comes_back_gets_everything_it_missed_once_with_no_retry_rows() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let app = TestApp::spawn_with(|s| fast(&mut s.forward, vec![http_target("late", &url)])).await;
+    let ids: Vec<String> = (0..30).map(|i| format!("evt_back_{i}")).collect();
+    post_as_one_batch(&app, &ids[..10]).await;
+    eventually("the target to be parked and probed", || async {
+        let rows = deliveries(&app).await;
+        rows.iter().any(|r| r.attempts >= 2).then_some(())
+    })
+    .await;
+    for id in &ids[10..] {
+        post_ok(&app, &typed_event(id, "job.completed")).await;
+    }
+    assert_eq!(
+        retry_rows(&app, "late").await,
+        0,
+        "parked: no row per event"
+    );
+
+    let sink = Sink::start_on_port(port).await;
+    for id in &ids {
+        reaches_state(&app, id, "late", "delivered").await;
+    }
+    for id in &ids {
+        assert_eq!(sink.count(id), 1, "{id} delivered exactly once");
+    }
+    assert_eq!(retry_rows(&app, "late").await, 0);
+}
+
+/// Retry rows of `target`: what a target that fails individual events leaves behind.
+async fn retry_rows(app: &TestApp, target: &str) -> i64 {
+    let mut conn = app.db.connect().await;
+    sqlx::query_scalar("SELECT count(*) FROM forward_retries WHERE target = $1")
+        .bind(target)
+        .fetch_one(&mut conn)
+        .await
+        .expect("counting retry rows")
 }
 
 /// A TCP endpoint that accepts connections and never answers: a hung or black-holed service.
@@ -144,12 +199,7 @@ async fn a_long_open_transaction_holds_forwarding_back_visibly_until_it_ends() {
     let targets = vec![http_target("http", &sink.url)];
     let app = TestApp::spawn_with(|s| fast(&mut s.forward, targets)).await;
     // Another client opens a writing transaction (it has a transaction id) and leaves it open.
-    let mut blocker = app.db.connect().await;
-    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = hold_watermark(&app).await;
 
     post_ok(&app, &typed_event("evt_held", "job.completed")).await;
     eventually(

@@ -89,11 +89,12 @@ async fn a_replica_dying_with_a_targets_cursor_lease_is_replaced_once_the_lease_
     // The dead replica wakes up and reports a failure for its stale batch: refused.
     let late = [Failure {
         event_id: "evt_lease",
+        attempts: 1,
         dead: true,
         retry_in: Duration::ZERO,
         error: "late report from a replica whose lease ran out",
     }];
-    let kept = forwarding::advance(&pool, "http", DEAD_REPLICA, held, &late)
+    let kept = forwarding::advance(&pool, "http", DEAD_REPLICA, held.at, &late)
         .await
         .unwrap();
     assert!(

@@ -137,6 +137,28 @@ pub async fn reaches_state(app: &TestApp, event_id: &str, target: &str, state: &
     .await
 }
 
+/// Opens a writing transaction (one with a transaction id) on another connection and leaves
+/// it open: it holds every cursor's watermark back until it ends.
+pub async fn hold_watermark(app: &TestApp) -> sqlx::PgConnection {
+    let mut blocker = app.db.connect().await;
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    blocker
+}
+
+/// Posts the events `ids` while another client holds the watermark back, so that every
+/// forwarder first reads them all as one batch.
+pub async fn post_as_one_batch(app: &TestApp, ids: &[String]) {
+    let mut blocker = hold_watermark(app).await;
+    for id in ids {
+        post_ok(app, &typed_event(id, "job.completed")).await;
+    }
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+}
+
 pub async fn post_ok(app: &TestApp, body: &str) {
     let response = app.post_signed(body).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
