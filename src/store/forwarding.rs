@@ -208,14 +208,15 @@ pub struct Failure<'a> {
     pub error: &'a str,
 }
 
-/// In one statement: moves the cursor to `to` (unparking the target) and records the
-/// batch's failures as retry rows — only while `owner` still holds the lease (false otherwise: whoever took it over
+/// In one statement: moves the cursor to `to` (unparking the target), renews the lease for
+/// `lease`, and records the batch's failures as retry rows — only while `owner` still holds the lease (false otherwise: whoever took it over
 /// reads the batch again).
 pub async fn advance(
     pool: &PgPool,
     target: &str,
     owner: &str,
     to: Position,
+    lease: Duration,
     failures: &[Failure<'_>],
 ) -> sqlx::Result<bool> {
     let mut columns = (vec![], vec![], vec![], vec![], vec![]);
@@ -233,7 +234,8 @@ pub async fn advance(
              UPDATE forward_cursors \
              SET txid = $3::bigint::text::xid8, seq = $4, updated_at = now(), \
                  parked_txid = NULL, parked_seq = NULL, parked_attempts = 0, \
-                 parked_until = NULL, parked_error = NULL \
+                 parked_until = NULL, parked_error = NULL, \
+                 lease_until = clock_timestamp() + make_interval(secs => $10) \
              WHERE target = $1 AND lease_owner = $2 \
              RETURNING 1 \
          ), failed AS ( \
@@ -255,6 +257,7 @@ pub async fn advance(
     .bind(columns.2)
     .bind(columns.3)
     .bind(columns.4)
+    .bind(lease.as_secs_f64())
     .fetch_one(pool)
     .await
 }

@@ -94,7 +94,7 @@ async fn a_replica_dying_with_a_targets_cursor_lease_is_replaced_once_the_lease_
         retry_in: Duration::ZERO,
         error: "late report from a replica whose lease ran out",
     }];
-    let kept = forwarding::advance(&pool, "http", DEAD_REPLICA, held.at, &late)
+    let kept = forwarding::advance(&pool, "http", DEAD_REPLICA, held.at, LEASE, &late)
         .await
         .unwrap();
     assert!(
