@@ -139,32 +139,36 @@ pub async fn lease_cursor(
     Ok(row.map(Cursor::from))
 }
 
+/// The statement behind [`read_after`]: `$1, $2` after, `$3, $4` until (or NULL), `$5` limit.
+pub const READ_AFTER: &str = "\
+    SELECT txid::text::bigint AS txid, seq, event_id, event_type, payload, payload_key_id, \
+           received_at \
+    FROM events \
+    WHERE (txid, seq) > ($1::bigint::text::xid8, $2) \
+      AND ($3::bigint IS NULL OR (txid, seq) <= ($3::bigint::text::xid8, $4)) \
+      AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
+    ORDER BY events.txid, events.seq \
+    LIMIT $5";
+
 /// Up to `limit` events after `after` (and, when `until` is set, not after it), in log
 /// order, all from transactions that have ended: below the snapshot's xmin nothing can
-/// commit later, so nothing appears behind a cursor.
+/// commit later, so nothing appears behind a cursor. The order names the table's columns:
+/// a bare `txid` would mean the output column (cast to bigint), which no index serves, and
+/// every read would then fetch and sort everything after the cursor.
 pub async fn read_after(
     pool: &PgPool,
     after: Position,
     until: Option<Position>,
     limit: i64,
 ) -> sqlx::Result<Vec<LoggedEvent>> {
-    sqlx::query_as(
-        "SELECT txid::text::bigint AS txid, seq, event_id, event_type, payload, payload_key_id, \
-                received_at \
-         FROM events \
-         WHERE (txid, seq) > ($1::bigint::text::xid8, $2) \
-           AND ($3::bigint IS NULL OR (txid, seq) <= ($3::bigint::text::xid8, $4)) \
-           AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY txid, seq \
-         LIMIT $5",
-    )
-    .bind(after.txid)
-    .bind(after.seq)
-    .bind(until.map(|p| p.txid))
-    .bind(until.map(|p| p.seq))
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(READ_AFTER)
+        .bind(after.txid)
+        .bind(after.seq)
+        .bind(until.map(|p| p.txid))
+        .bind(until.map(|p| p.seq))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }
 
 /// Holds the cursor where it is and parks the target: the batch up to `to` failed its

@@ -6,6 +6,7 @@ mod cli;
 mod delivery;
 mod failures;
 mod lease;
+mod plans;
 mod reconnect;
 mod retention;
 
