@@ -126,6 +126,43 @@ async fn a_target_that_comes_back_gets_everything_it_missed_once_with_no_retry_r
     assert_eq!(retry_rows(&app, "late").await, 0);
 }
 
+#[tokio::test]
+async fn a_target_answering_429_to_a_whole_batch_is_parked_until_its_retry_after() {
+    let sink = Sink::start().await;
+    let targets = vec![http_target("limited", &sink.url_for("/limited"))];
+    let app = TestApp::spawn_with(|s| {
+        fast(&mut s.forward, targets);
+        // Retry-After is a floor up to the backoff's maximum: let the sink's 7 s count.
+        s.forward.backoff_max_ms = 60_000;
+    })
+    .await;
+    let ids: Vec<String> = (0..3).map(|i| format!("evt_429_{i}")).collect();
+    post_as_one_batch(&app, &ids).await;
+
+    let wait = eventually("the target to be parked", || async {
+        let mut conn = app.db.connect().await;
+        sqlx::query_scalar::<_, Option<f64>>(
+            "SELECT extract(epoch FROM parked_until - now())::float8 FROM forward_cursors \
+             WHERE target = 'limited'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("reading the cursor")
+    })
+    .await;
+    assert!(
+        wait > 5.0,
+        "parked for Retry-After (7 s), not the backoff: {wait} s"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        sink.received().len(),
+        ids.len(),
+        "the held batch was tried once, then left alone until Retry-After"
+    );
+    assert_eq!(retry_rows(&app, "limited").await, 0);
+}
+
 /// Retry rows of `target`: what a target that fails individual events leaves behind.
 async fn retry_rows(app: &TestApp, target: &str) -> i64 {
     let mut conn = app.db.connect().await;
