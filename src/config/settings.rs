@@ -283,7 +283,7 @@ impl Default for DatabaseSettings {
             write_timeout_ms: 5_000,
             statement_timeout_ms: 10_000,
             batch_max: 512,
-            writers: 2,
+            writers: 1,
             migrate_on_start: true,
             create_database: true,
         }
