@@ -61,7 +61,7 @@ impl Application {
         let pool = prepare_database(&settings).await?;
         let metrics = Metrics::new();
         // Forwarding has connections of its own: intake never waits behind its queries.
-        let forward_pool = store::forward_pool(&settings.database, forward_connections(&settings))?;
+        let forward_pool = store::pool_sized(&settings.database, forward_connections(&settings))?;
         let forwarder = Forwarder::new(
             forward_pool.clone(),
             &settings.forward,

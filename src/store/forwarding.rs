@@ -50,12 +50,6 @@ impl LoggedEvent {
 /// Makes the target's cursor if it has none: it starts at the watermark, so a new target
 /// gets every event recorded from now on, and none from before.
 pub async fn ensure_cursor(pool: &PgPool, target: &str, type_pattern: &str) -> sqlx::Result<()> {
-    // Durably, whatever the pool's default: a new cursor lost to a crash would be made
-    // again later, further along the log, and skip what was recorded in between.
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL synchronous_commit = on")
-        .execute(&mut *tx)
-        .await?;
     sqlx::query(
         "INSERT INTO forward_cursors (target, txid, seq, origin_txid, origin_seq, type_pattern) \
          SELECT $1, w, 0, w, 0, $2 FROM pg_snapshot_xmin(pg_current_snapshot()) AS w \
@@ -64,9 +58,9 @@ pub async fn ensure_cursor(pool: &PgPool, target: &str, type_pattern: &str) -> s
     )
     .bind(target)
     .bind(type_pattern)
-    .execute(&mut *tx)
+    .execute(pool)
     .await?;
-    tx.commit().await
+    Ok(())
 }
 
 /// A target's cursor as its lease holder finds it.

@@ -43,35 +43,13 @@ pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
 /// (`database.statement_timeout_ms`): a statement stuck behind a lock or a dying server
 /// fails instead of holding its caller forever.
 pub fn pool_sized(settings: &DatabaseSettings, max_connections: u32) -> Result<PgPool, StoreError> {
-    pool_with(settings, max_connections, &[])
-}
-
-/// The forwarder's pool (and the retention sweeps'): like [`pool_sized`], but its commits
-/// do not wait for their WAL flush (`synchronous_commit = off`). What it writes is where a
-/// target stands (its cursor, lease and park, retry rows and their outcomes) and which
-/// payloads retention dropped; events themselves are written only by intake, durably. A
-/// Postgres crash can take the last fraction of a second of these commits with it (never a
-/// later commit without an earlier one): the batches they recorded are sent again, which
-/// at-least-once delivery allows, and nothing is lost. Each cursor advance would otherwise
-/// cost a WAL flush of its own, on the disk intake's commits wait for.
-pub fn forward_pool(
-    settings: &DatabaseSettings,
-    max_connections: u32,
-) -> Result<PgPool, StoreError> {
-    pool_with(settings, max_connections, &[("synchronous_commit", "off")])
-}
-
-fn pool_with(
-    settings: &DatabaseSettings,
-    max_connections: u32,
-    extra: &[(&str, &str)],
-) -> Result<PgPool, StoreError> {
-    let timeout = format!("{}ms", settings.statement_timeout_ms);
     let options = PgConnectOptions::from_str(settings.url.expose())
         .map_err(|e| StoreError::BadUrl(redact_error(&e.to_string(), settings)))?
         .application_name("audian-receiver")
-        .options([("statement_timeout", timeout.as_str())])
-        .options(extra.iter().copied())
+        .options([(
+            "statement_timeout",
+            format!("{}ms", settings.statement_timeout_ms),
+        )])
         .log_statements(tracing::log::LevelFilter::Trace);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)

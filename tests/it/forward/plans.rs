@@ -1,13 +1,8 @@
-//! What forwarding costs the database. Its reads of the log must stay walks of the log index
-//! that touch only what they return or count: a plan that scans or sorts the whole table
-//! would make each batch, or each gauge refresh, cost as much as every event ever stored.
-//! And its commits do not wait for a WAL flush, while intake's do.
+//! The forwarder's reads of the log must stay walks of the log index that touch only what
+//! they return or count: a plan that scans or sorts the whole table would make each batch,
+//! or each gauge refresh, cost as much as every event ever stored.
 
-use audian_receiver::config::{DatabaseSettings, SecretUrl};
-use audian_receiver::store::{
-    self,
-    forwarding::{BEHIND_CURSOR, READ_AFTER},
-};
+use audian_receiver::store::forwarding::{BEHIND_CURSOR, READ_AFTER};
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use crate::fixtures::TestApp;
@@ -81,28 +76,4 @@ fn assert_walks_the_log_index(plan: &str, what: &str) {
     for slow in WHOLE_TABLE {
         assert!(!plan.contains(slow), "{what}: {slow} in\n{plan}");
     }
-}
-
-#[tokio::test]
-async fn forwarding_commits_without_waiting_for_the_wal_and_intake_waits_for_it() {
-    let app = TestApp::spawn().await;
-    let settings = DatabaseSettings {
-        url: SecretUrl::new(&app.db.url()),
-        ..Default::default()
-    };
-    let show = "SHOW synchronous_commit";
-    let forwarding = store::forward_pool(&settings, 1).unwrap();
-    let commit: String = sqlx::query_scalar(show)
-        .fetch_one(&forwarding)
-        .await
-        .unwrap();
-    assert_eq!(commit, "off", "the forwarder's pool");
-    let intake = store::pool(&settings).unwrap();
-    let commit: String = sqlx::query_scalar(show).fetch_one(&intake).await.unwrap();
-    assert_eq!(
-        commit, "on",
-        "intake's pool: a 200 means the event is on disk"
-    );
-    forwarding.close().await;
-    intake.close().await;
 }
