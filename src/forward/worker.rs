@@ -268,10 +268,7 @@ impl Forwarder {
             }
         };
         let held = cursor.park;
-        self.metrics
-            .parked
-            .get_or_create(&TargetLabel::new(name))
-            .set(i64::from(held.is_some()));
+        self.show_parked(name, held.is_some());
         if let Some(park) = held.filter(|park| !park.wait.is_zero()) {
             return Ok((Step::default(), Flow::Parked(park.wait)));
         }
@@ -302,6 +299,7 @@ impl Forwarder {
                 tracing::warn!(target = %name, "lost the cursor's lease while parking; its new holder tries the batch again");
             } else if held.is_none() {
                 tracing::warn!(target = %name, %error, events = wanted.len(), "every delivery of a batch failed: the target looks down; its cursor holds and the batch is tried again with backoff");
+                self.show_parked(name, true);
             }
             self.count(name, "retry", wanted.len());
             let step = Step {
@@ -338,10 +336,7 @@ impl Forwarder {
             memory.cursor = Some((Cursor { at: to, park: None }, renewing));
             if held.is_some() {
                 tracing::info!(target = %name, attempts, delivered = wanted.len() - failed.len(), "the parked target took its held batch; its cursor moves on");
-                self.metrics
-                    .parked
-                    .get_or_create(&TargetLabel::new(name))
-                    .set(0);
+                self.show_parked(name, false);
             }
         }
         let step = Step {
@@ -478,6 +473,12 @@ impl Forwarder {
         };
         self.count(&route.settings.name, outcome, 1);
         (next, error.message.clone())
+    }
+
+    /// `forward_parked{target}`: 1 while the target is parked.
+    fn show_parked(&self, target: &str, parked: bool) {
+        let gauge = self.metrics.parked.get_or_create(&TargetLabel::new(target));
+        gauge.set(i64::from(parked));
     }
 
     fn count(&self, target: &str, outcome: &'static str, n: usize) {

@@ -213,8 +213,8 @@ pub struct Failure<'a> {
 }
 
 /// In one statement: moves the cursor to `to` (unparking the target), renews the lease for
-/// `lease`, and records the batch's failures as retry rows — only while `owner` still holds the lease (false otherwise: whoever took it over
-/// reads the batch again).
+/// `lease`, and records the batch's failures as retry rows — only while `owner` still holds
+/// the lease (false otherwise: whoever took it over reads the batch again).
 pub async fn advance(
     pool: &PgPool,
     target: &str,
@@ -394,7 +394,7 @@ pub struct Backlog {
 
 /// Where a target's cursor is, and its retry rows, for [`backlog`].
 #[derive(sqlx::FromRow)]
-struct Retries {
+struct CursorAndRetries {
     target: String,
     txid: i64,
     seq: i64,
@@ -425,7 +425,7 @@ struct Behind {
 /// The backlog of each of `targets` that has a cursor: read every few seconds by the gauge
 /// task, never per wake-up. Costs an index range read of what is ahead of each cursor.
 pub async fn backlog(pool: &PgPool, targets: &[String]) -> sqlx::Result<Vec<Backlog>> {
-    let cursors: Vec<Retries> = sqlx::query_as(
+    let cursors: Vec<CursorAndRetries> = sqlx::query_as(
         "SELECT c.target, c.txid::text::bigint AS txid, c.seq, c.type_pattern, \
                 r.retrying, r.dead, \
                 extract(epoch FROM clock_timestamp() - r.oldest)::float8 AS oldest_seconds \
