@@ -84,16 +84,23 @@ async fn a_failing_target_blocks_neither_intake_nor_the_other_targets() {
         rows_when_parked < ids.len() as i64,
         "the batch is held, not written row by row: {rows_when_parked} retry rows"
     );
-    let metrics = app.metrics().await;
-    for line in [
+    let parked = [
         r#"audian_receiver_forward_parked{target="down"} 1"#,
         r#"audian_receiver_forward_parked{target="redis"} 0"#,
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "no `{line}` in\n{metrics}"
-        );
-    }
+    ];
+    eventually("the parked gauge to show the down target only", || async {
+        let metrics = app.metrics().await;
+        let missing: Vec<_> = parked
+            .iter()
+            .filter(|line| !metrics.lines().any(|l| l == **line))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("no {missing:?} in\n{metrics}"))
+        }
+    })
+    .await;
 
     // Intake is still answering, new events still reach the working target, and the parked
     // one writes nothing for them.
@@ -181,12 +188,12 @@ async fn a_target_answering_429_to_a_whole_batch_is_parked_until_its_retry_after
         wait > 5.0,
         "parked for Retry-After (7 s), not the backoff: {wait} s"
     );
+    // The held batch (and any event of the three the shared cluster split off alone, whose
+    // retry honours Retry-After too) was tried once; nothing more before Retry-After.
+    let tried = sink.received().len();
+    assert!((2..=ids.len()).contains(&tried), "{tried} requests");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    assert_eq!(
-        sink.received().len(),
-        ids.len(),
-        "each event tried once, then left alone until Retry-After"
-    );
+    assert_eq!(sink.received().len(), tried, "left alone until Retry-After");
 }
 
 /// Retry rows of `target`: what a target that fails individual events leaves behind.
