@@ -163,9 +163,7 @@ impl Batches {
             });
         }
     }
-}
 
-impl Batches {
     async fn commit(&self, statement: Vec<(NewEvent, Reply)>) {
         let key_id = self.key_id.as_deref();
         match commit_batch(&self.pool, statement, key_id, self.timeout).await {
