@@ -34,6 +34,11 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KeyLabel {
     pub key: &'static str,
 }
@@ -106,7 +111,23 @@ pub struct Metrics {
     pub parked: Family<TargetLabel, Gauge>,
     /// Age of the oldest open writing transaction on the cluster, which holds forwarding back.
     pub watermark_lag: FloatGauge,
+    /// Public connections closed, by reason (handshake_timeout, header_timeout, …).
+    pub connections_closed: Family<ReasonLabel, Counter>,
+    /// Bytes of refused requests' bodies read and thrown away so HTTP/2 streams end cleanly.
+    pub drained_bytes: Counter,
+    /// Accepted events whose timestamp field was missing or unreadable, by why.
+    pub without_timestamp: Family<ReasonLabel, Counter>,
 }
+
+/// Why a public connection closed, as `connections_closed_total{reason}` counts it.
+pub const CLOSE_REASONS: [&str; 6] = [
+    "handshake_failed",
+    "handshake_timeout",
+    "header_timeout",
+    "idle_timeout",
+    "shutdown",
+    "ended",
+];
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
@@ -126,6 +147,15 @@ impl Metrics {
         let dead = Family::<TargetLabel, Gauge>::default();
         let parked = Family::<TargetLabel, Gauge>::default();
         let watermark_lag = FloatGauge::default();
+        let connections_closed = Family::<ReasonLabel, Counter>::default();
+        let drained_bytes = Counter::default();
+        let without_timestamp = Family::<ReasonLabel, Counter>::default();
+        for reason in CLOSE_REASONS {
+            connections_closed.get_or_create_owned(&ReasonLabel { reason });
+        }
+        for reason in ["missing", "unreadable"] {
+            without_timestamp.get_or_create_owned(&ReasonLabel { reason });
+        }
         // Both keys show from the start, so a rate over `previous` is defined (and zero)
         // from the first scrape, not only after the old secret's first match.
         for key in ["current", "previous"] {
@@ -195,6 +225,22 @@ impl Metrics {
             Unit::Seconds,
             watermark_lag.clone(),
         );
+        registry.register(
+            "connections_closed",
+            "Public connections closed, by reason: handshake_failed, handshake_timeout, header_timeout (no request within server.header_timeout_ms of the handshake), idle_timeout (no request open for server.idle_timeout_ms), shutdown, ended (by the client or after an answer)",
+            connections_closed.clone(),
+        );
+        registry.register_with_unit(
+            "drained",
+            "Bytes of refused requests' bodies read and discarded so that HTTP/2 streams end cleanly",
+            Unit::Bytes,
+            drained_bytes.clone(),
+        );
+        registry.register(
+            "events_without_timestamp",
+            "Accepted events whose intake.timestamp_field was missing or unreadable (reason: missing, unreadable)",
+            without_timestamp.clone(),
+        );
         Arc::new(Self {
             registry,
             requests,
@@ -209,6 +255,9 @@ impl Metrics {
             dead,
             parked,
             watermark_lag,
+            connections_closed,
+            drained_bytes,
+            without_timestamp,
         })
     }
 
@@ -231,6 +280,18 @@ impl Metrics {
 
     pub fn count_request(&self, outcome: &'static str) {
         self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub fn count_close(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    pub fn count_without_timestamp(&self, reason: &'static str) {
+        self.without_timestamp
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     pub fn count_signature_match(&self, key: &'static str) {

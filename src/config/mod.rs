@@ -1,12 +1,14 @@
 //! Layered configuration: built-in defaults, then a TOML file, then `AUDIAN_RECEIVER__*`
 //! environment variables. Validated once at start so a bad key fails loudly, naming itself.
 
+mod intake;
 mod secrets;
 mod settings;
 mod targets;
 mod warnings;
 
 pub use crate::secret_url::{SecretUrl, literal_credential, redact_url};
+pub use intake::{Age, IntakeSettings};
 pub use secrets::{
     PAYLOAD_KEYS, Secrets, SecretsSettings, key_bytes, payload_keys_from_env, read_secret,
 };
@@ -128,6 +130,7 @@ impl Settings {
         self.database.check(&mut problems);
         self.forward.check(&mut problems);
         self.retention.check(&mut problems);
+        self.intake.check(self.retention.dedup_days, &mut problems);
         problems
     }
 }

@@ -7,12 +7,13 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{SecretUrl, SecretsSettings, TargetSettings};
+use super::{IntakeSettings, SecretUrl, SecretsSettings, TargetSettings};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub intake: IntakeSettings,
     pub tls: TlsSettings,
     pub admin: AdminSettings,
     pub database: DatabaseSettings,
@@ -89,11 +90,17 @@ pub struct ServerSettings {
     /// Bytes of request bodies held in memory at once, across all requests; a request that
     /// would go past it is answered 503 + Retry-After.
     pub max_body_memory_bytes: usize,
-    /// The TLS handshake, and each HTTP/1.1 header section (all of it, not each line), must
-    /// arrive within this; an HTTP/1.1 keep-alive connection idle this long is closed.
+    /// From accept to the end of the TLS handshake.
+    pub handshake_timeout_ms: u64,
+    /// From the end of the handshake to the first complete request head (HTTP/1.1) or
+    /// HEADERS frame (HTTP/2); also each later HTTP/1.1 header section as a whole.
     pub header_timeout_ms: u64,
-    /// A connection that moves no byte for this long is closed (HTTP/2 and HTTP/1.1).
+    /// A connection with no request open for this long is closed (GOAWAY on HTTP/2),
+    /// however many bytes, PINGs or SETTINGS it trickles.
     pub idle_timeout_ms: u64,
+    /// Bytes of a refused request's body read and discarded so that an HTTP/2 stream ends
+    /// cleanly (default 4 × `max_body_bytes`); past it the stream is reset.
+    pub drain_bytes: Option<u64>,
     /// The request header section's size cap; past it, 431.
     pub max_header_bytes: usize,
 }
@@ -113,8 +120,10 @@ impl Default for ServerSettings {
             max_connections: 1024,
             http2_max_streams: 64,
             max_body_memory_bytes: 16 * 1024 * 1024,
+            handshake_timeout_ms: 10_000,
             header_timeout_ms: 5_000,
-            idle_timeout_ms: 60_000,
+            idle_timeout_ms: 30_000,
+            drain_bytes: None,
             max_header_bytes: 16 * 1024,
         }
     }
@@ -149,6 +158,7 @@ impl ServerSettings {
             ),
             ("max_connections", self.max_connections as u64),
             ("http2_max_streams", u64::from(self.http2_max_streams)),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
             ("header_timeout_ms", self.header_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("body_timeout_ms", self.body_timeout_ms),
@@ -180,6 +190,10 @@ impl ServerSettings {
 
     pub fn body_timeout(&self) -> Duration {
         Duration::from_millis(self.body_timeout_ms)
+    }
+
+    pub fn drain_bytes(&self) -> u64 {
+        self.drain_bytes.unwrap_or(4 * self.max_body_bytes as u64)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::server::Refusal;
+use super::refusal::Refusal;
 
 /// The first allocation for a body, whatever length it declares: an unauthenticated
 /// client must send bytes, not merely promise them, to make the buffer grow.

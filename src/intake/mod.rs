@@ -1,24 +1,34 @@
-//! The webhook handler: headers, size, signature, media type, envelope, durable record —
-//! in that order, so no unauthenticated byte is ever parsed.
+//! The webhook handler: headers, size, signature, media type, I-JSON, envelope, age,
+//! durable record — in that order, so no unauthenticated byte is ever parsed.
 
 mod body;
+mod freshness;
+pub mod ijson;
 pub mod payload;
+pub mod refusal;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, HeaderName, header};
+use axum::http::{HeaderMap, HeaderName, Version, header};
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 
-use crate::server::{ClientAddr, Refusal, accepted};
 use crate::signing;
 pub use crate::signing::{Verified, Verifier};
 use crate::store::{EventWriter, NewEvent, Recorded};
 use crate::telemetry::Metrics;
 pub use body::BodyBudget;
+pub use freshness::Freshness;
+use refusal::{Drain, Refusal, accepted};
+
+/// The client's address as the guard resolved it: the TCP peer, or behind a trusted proxy
+/// the forwarded client. The guard puts it in the request extensions; the handler stores it
+/// as `source_ip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
 
 /// The signature header Audian sends.
 pub const SIGNATURE_HEADER: &str = "x-audian-signature";
@@ -32,6 +42,11 @@ pub struct Intake {
     pub max_body_bytes: usize,
     pub body_timeout: std::time::Duration,
     pub body_budget: BodyBudget,
+    /// `intake.max_depth`: arrays and objects open at once in a body.
+    pub max_depth: usize,
+    /// `intake.timestamp_field`.
+    pub timestamp_field: Arc<str>,
+    pub freshness: Freshness,
     pub metrics: Arc<Metrics>,
 }
 
@@ -39,6 +54,8 @@ pub struct Intake {
 pub async fn receive(
     State(intake): State<Intake>,
     Extension(ClientAddr(client)): Extension<ClientAddr>,
+    drain: Option<Extension<Drain>>,
+    version: Version,
     headers: HeaderMap,
     mut body: Body,
 ) -> Response {
@@ -57,7 +74,7 @@ pub async fn receive(
         .observe(started.elapsed().as_secs_f64());
     match result {
         Ok(_) => accepted(),
-        Err(refusal) => refusal.answer_unread(body),
+        Err(refusal) => refusal.answer_unread(version, drain.as_ref().map(|Extension(d)| d), body),
     }
 }
 
@@ -88,8 +105,12 @@ impl Intake {
         {
             return Err(Refusal::UnsupportedMediaType);
         }
-        let envelope = payload::parse(&verified).ok_or(Refusal::InvalidPayload)?;
+        ijson::validate(verified.body(), self.max_depth).map_err(Refusal::NotIJson)?;
+        let envelope =
+            payload::parse(&verified, &self.timestamp_field).ok_or(Refusal::InvalidPayload)?;
         tracing::Span::current().record("event_id", envelope.id.as_str());
+        self.freshness
+            .check(envelope.timestamp, time::OffsetDateTime::now_utc())?;
         let event = self.new_event(envelope, verified, client);
         let recorded = self.writer.record(event).await.map_err(|error| {
             tracing::warn!(%error, "event not recorded; answering 503");

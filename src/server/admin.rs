@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use sqlx::PgPool;
 
-use super::Refusal;
+use crate::intake::refusal::Refusal;
 use crate::store;
 use crate::telemetry::Metrics;
 

@@ -13,9 +13,10 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
-use super::Refusal;
-use super::forwarded::{ClientAddr, TrustedProxies};
+use super::forwarded::TrustedProxies;
 use crate::config::ServerSettings;
+use crate::intake::ClientAddr;
+use crate::intake::refusal::Refusal;
 use crate::telemetry::Metrics;
 
 pub struct Guard {
@@ -110,7 +111,7 @@ pub async fn check(
         }
         Err(refusal) => {
             guard.metrics.count_request(refusal.label());
-            refusal.answer_unread(request.into_body())
+            refusal.answer_request(request)
         }
     }
 }

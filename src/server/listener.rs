@@ -5,10 +5,9 @@
 //! or the grace period is over.
 
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,7 +16,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -26,36 +25,41 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::ServerSettings;
+use crate::telemetry::Metrics;
 
 /// The connection-level limits, from `[server]`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Limits {
     pub max_connections: usize,
+    pub handshake_timeout: Duration,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_header_bytes: usize,
     pub http2_max_streams: u32,
     pub shutdown_grace: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Limits {
-    pub fn from_settings(server: &ServerSettings) -> Self {
+    pub fn from_settings(server: &ServerSettings, metrics: Arc<Metrics>) -> Self {
         Self {
             max_connections: server.max_connections,
+            handshake_timeout: Duration::from_millis(server.handshake_timeout_ms),
             header_timeout: Duration::from_millis(server.header_timeout_ms),
             idle_timeout: Duration::from_millis(server.idle_timeout_ms),
             max_header_bytes: server.max_header_bytes,
             http2_max_streams: server.http2_max_streams,
             shutdown_grace: server.shutdown_grace(),
+            metrics,
         }
     }
 
     /// One builder for every connection. hyper's HTTP/1 header deadline covers the whole
-    /// header section (not each line), and also runs while a keep-alive connection waits
-    /// for its next request. The header buffer's cap is the header section's cap (431).
-    /// HTTP/2 windows are kept small: a client can make the server hold at most one
-    /// connection window of unread body bytes per connection. No HTTP/2 pings: they would
-    /// count as activity and keep an idle connection open.
+    /// header section (not each line) of every request after the first; the first one is
+    /// held to the connection's own deadline (`Requests`). The header buffer's cap is the
+    /// header section's cap (431). HTTP/2 windows are kept small: a client can make the
+    /// server hold at most one connection window of unread body bytes per connection. No
+    /// HTTP/2 pings from us: idleness is judged by open requests, not by traffic.
     fn builder(&self) -> Builder<TokioExecutor> {
         let mut builder = Builder::new(TokioExecutor::new());
         builder
@@ -78,6 +82,9 @@ impl Limits {
 /// hyper refuses an HTTP/1 read buffer smaller than this.
 const MIN_HTTP1_BUFFER: usize = 8192;
 const HTTP2_WINDOW: u32 = 256 * 1024;
+/// After a deadline's GOAWAY (or HTTP/1.1 close), how long the connection has to go before
+/// it is dropped: nothing is in flight on it by then, so only the goodbye is waited for.
+const GOODBYE: Duration = Duration::from_millis(500);
 
 /// Serves `router` on `listener` until `shutdown` fires, then lets open requests finish
 /// within the grace period.
@@ -151,152 +158,150 @@ struct Connection {
 
 impl Connection {
     async fn run(self, stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>) {
-        let activity = Activity::default();
-        let stream = Tracked {
-            inner: stream,
-            activity: activity.clone(),
-        };
-        match tls {
-            None => self.drive(stream, activity).await,
+        let reason = match tls {
+            None => self.drive(stream).await,
             Some(config) => {
                 let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-                match tokio::time::timeout(self.limits.header_timeout, handshake).await {
-                    Ok(Ok(stream)) => self.drive(stream, activity).await,
+                match tokio::time::timeout(self.limits.handshake_timeout, handshake).await {
+                    Ok(Ok(stream)) => self.drive(stream).await,
                     Ok(Err(error)) => {
-                        tracing::debug!(peer = %self.peer, %error, "TLS handshake failed")
+                        tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");
+                        "handshake_failed"
                     }
-                    Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
+                    Err(_) => {
+                        tracing::debug!(peer = %self.peer, "TLS handshake timed out");
+                        "handshake_timeout"
+                    }
                 }
             }
-        }
+        };
+        self.limits.metrics.count_close(reason);
     }
 
-    /// Serves one connection's requests until it closes, stays idle past the idle timeout,
-    /// or the server shuts down; a connection asked to close gets the grace period to
-    /// finish what it has in flight.
-    async fn drive<I>(self, io: I, activity: Activity)
+    /// Serves one connection's requests until it closes, misses a deadline (no first
+    /// request within the header timeout, no request open for the idle timeout), or the
+    /// server shuts down. A connection asked to close gets the grace period to finish what
+    /// it has in flight. Returns why it closed.
+    async fn drive<I>(&self, io: I) -> &'static str
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Self {
-            peer,
-            router,
-            builder,
-            limits,
-            shutdown,
-        } = self;
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
-        });
-        let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
-        let mut tick = tokio::time::interval(limits.idle_timeout.min(Duration::from_secs(1)));
-        let mut closing_by: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                _ = conn.as_mut() => return,
-                _ = shutdown.cancelled(), if closing_by.is_none() => {
-                    conn.as_mut().graceful_shutdown();
-                    closing_by = Some(Instant::now() + limits.shutdown_grace);
+        let (peer, limits) = (self.peer, &self.limits);
+        let requests = Requests::default();
+        let service = {
+            let (router, requests) = (self.router.clone(), requests.clone());
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let open = requests.open();
+                let answer = router.clone().oneshot(request);
+                async move {
+                    let answer = answer.await;
+                    drop(open);
+                    answer
                 }
-                _ = tick.tick() => match closing_by {
-                    Some(deadline) if Instant::now() >= deadline => return,
-                    Some(_) => {}
-                    None if activity.idle_for() >= limits.idle_timeout => {
-                        tracing::debug!(%peer, "closing an idle connection");
+            })
+        };
+        let mut conn = pin!(
+            self.builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+        );
+        let mut closing: Option<(&'static str, Instant)> = None;
+        loop {
+            let wake_at = match closing {
+                Some((_, by)) => by,
+                None => requests.deadline(limits),
+            };
+            tokio::select! {
+                _ = conn.as_mut() => return closing.map_or("ended", |(reason, _)| reason),
+                _ = self.shutdown.cancelled(), if closing.is_none() => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some(("shutdown", Instant::now() + limits.shutdown_grace));
+                }
+                _ = tokio::time::sleep_until(wake_at) => match closing {
+                    Some((reason, _)) => return reason,
+                    None => if let Some(reason) = requests.overdue(limits) {
+                        tracing::debug!(%peer, reason, "closing a connection without a request");
                         conn.as_mut().graceful_shutdown();
-                        closing_by = Some(Instant::now() + limits.header_timeout);
-                    }
-                    None => {}
+                        closing = Some((reason, Instant::now() + GOODBYE));
+                    },
                 },
             }
         }
     }
 }
 
-/// When a connection last moved a byte, in milliseconds since it opened.
+/// What a connection's deadlines are judged by: whether it has sent a request yet, how many
+/// are open, and when the last one ended — never by bytes, which a client can trickle.
 #[derive(Clone)]
-struct Activity {
+struct Requests(Arc<RequestsInner>);
+
+struct RequestsInner {
+    /// The end of the handshake: the header deadline counts from here.
     opened: Instant,
-    last: Arc<AtomicU64>,
+    /// Requests open, in the low 32 bits; requests ever started, in the high 32.
+    counts: AtomicU64,
+    /// When the last request ended, in milliseconds after `opened`.
+    last_end_ms: AtomicU64,
 }
 
-impl Default for Activity {
+const STARTED: u64 = 1 << 32;
+const OPEN_MASK: u64 = STARTED - 1;
+
+impl Default for Requests {
     fn default() -> Self {
-        Self {
+        Self(Arc::new(RequestsInner {
             opened: Instant::now(),
-            last: Arc::new(AtomicU64::new(0)),
-        }
+            counts: AtomicU64::new(0),
+            last_end_ms: AtomicU64::new(0),
+        }))
     }
 }
 
-impl Activity {
-    fn touch(&self) {
-        let now = self.opened.elapsed().as_millis() as u64;
-        self.last.store(now, Ordering::Relaxed);
+impl Requests {
+    /// Counts a request as open until the guard is dropped.
+    fn open(&self) -> OpenRequest {
+        // The started count saturates in practice never: 2^32 requests on one connection.
+        self.0.counts.fetch_add(STARTED | 1, Ordering::Relaxed);
+        OpenRequest(self.clone())
     }
 
-    fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
-        self.opened.elapsed().saturating_sub(last)
+    /// When a deadline would next fall due, as things stand now. Requests can only move it
+    /// later, so waking at it and asking again is enough.
+    fn deadline(&self, limits: &Limits) -> Instant {
+        let counts = self.0.counts.load(Ordering::Relaxed);
+        if counts == 0 {
+            self.0.opened + limits.header_timeout.min(limits.idle_timeout)
+        } else if counts & OPEN_MASK == 0 {
+            let last_end = Duration::from_millis(self.0.last_end_ms.load(Ordering::Relaxed));
+            self.0.opened + last_end + limits.idle_timeout
+        } else {
+            Instant::now() + limits.idle_timeout
+        }
+    }
+
+    /// The deadline missed, if one is.
+    fn overdue(&self, limits: &Limits) -> Option<&'static str> {
+        if self.deadline(limits) > Instant::now() {
+            return None;
+        }
+        let counts = self.0.counts.load(Ordering::Relaxed);
+        Some(
+            if counts == 0 && limits.header_timeout <= limits.idle_timeout {
+                "header_timeout"
+            } else {
+                "idle_timeout"
+            },
+        )
     }
 }
 
-/// A socket that notes each read and write that moved bytes.
-struct Tracked {
-    inner: TcpStream,
-    activity: Activity,
-}
+struct OpenRequest(Requests);
 
-impl AsyncRead for Tracked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        let inner = &self.0.0;
+        let now = inner.opened.elapsed().as_millis() as u64;
+        inner.last_end_ms.fetch_max(now, Ordering::Relaxed);
+        inner.counts.fetch_sub(1, Ordering::Relaxed);
     }
 }

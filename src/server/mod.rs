@@ -2,7 +2,6 @@
 //! started — and runs it until a shutdown token fires, then drains in order.
 
 mod admin;
-mod error;
 mod forwarded;
 mod guard;
 mod listener;
@@ -11,7 +10,6 @@ mod router;
 mod shed;
 pub mod tls;
 
-pub use error::{Refusal, accepted};
 pub use router::public as public_router;
 
 use std::net::SocketAddr;
@@ -26,10 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{RetentionSettings, Secrets, Settings, TlsMode};
 use crate::forward::Forwarder;
-use crate::intake::{BodyBudget, Intake};
+use crate::intake::{BodyBudget, Freshness, Intake};
 use crate::store::{self, EventWriter};
 use crate::telemetry::Metrics;
-pub use forwarded::ClientAddr;
 
 /// A service whose listeners are bound (so `port()` is known) but not yet serving.
 pub struct Application {
@@ -90,6 +87,9 @@ impl Application {
             max_body_bytes: settings.server.max_body_bytes,
             body_timeout: settings.server.body_timeout(),
             body_budget: BodyBudget::new(settings.server.max_body_memory_bytes),
+            max_depth: settings.intake.max_depth,
+            timestamp_field: settings.intake.timestamp_field.as_str().into(),
+            freshness: Freshness::new(&settings.intake, &settings.retention, metrics.clone()),
             metrics: metrics.clone(),
         };
         let router = router::public(&settings.server, intake, metrics.clone());
@@ -104,14 +104,14 @@ impl Application {
             tls,
             tls_files,
             router,
-            admin_router: admin::router(pool.clone(), metrics),
+            admin_router: admin::router(pool.clone(), metrics.clone()),
             pool,
             forward_pool,
             forwarder,
             wake,
             forwarding: settings.forward.workers > 0,
             retention: settings.retention.clone(),
-            limits: listener::Limits::from_settings(&settings.server),
+            limits: listener::Limits::from_settings(&settings.server, metrics),
             rotation_end: rotation::end_ahead(&secrets, &settings.secrets),
         })
     }

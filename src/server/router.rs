@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, Response, header};
@@ -16,10 +17,11 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use super::Refusal;
 use super::guard::{self, Guard};
 use super::shed::{self, Shed};
 use crate::config::ServerSettings;
+use crate::intake::refusal::Drain;
+use crate::intake::refusal::Refusal;
 use crate::intake::{self, Intake};
 use crate::telemetry::Metrics;
 
@@ -28,6 +30,11 @@ use crate::telemetry::Metrics;
 pub fn public(settings: &ServerSettings, intake: Intake, metrics: Arc<Metrics>) -> Router {
     let guard = Guard::new(settings, metrics.clone());
     guard.spawn_housekeeping();
+    let drain = Drain::new(
+        settings.drain_bytes(),
+        settings.body_timeout(),
+        metrics.drained_bytes.clone(),
+    );
     let shed = Shed::new(settings.max_concurrent_requests, metrics);
     let request_id = HeaderName::from_static("x-request-id");
     let sensitive = [
@@ -37,13 +44,14 @@ pub fn public(settings: &ServerSettings, intake: Intake, metrics: Arc<Metrics>) 
     ];
     Router::new()
         .route(&settings.path, post(intake::receive))
-        .fallback(|request: Request| async { Refusal::NotFound.answer_unread(request.into_body()) })
+        .fallback(|request: Request| async { Refusal::NotFound.answer_request(request) })
         .method_not_allowed_fallback(|request: Request| async {
-            Refusal::MethodNotAllowed.answer_unread(request.into_body())
+            Refusal::MethodNotAllowed.answer_request(request)
         })
         .with_state(intake)
         .layer(
             ServiceBuilder::new()
+                .layer(Extension(drain))
                 .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tokio::sync::Semaphore;
 
-use super::Refusal;
+use crate::intake::refusal::Refusal;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -32,7 +32,7 @@ pub async fn check(State(shed): State<Shed>, request: Request, next: Next) -> Re
         Ok(_slot) => next.run(request).await,
         Err(_) => {
             shed.metrics.count_request(Refusal::Overloaded.label());
-            Refusal::Overloaded.answer_unread(request.into_body())
+            Refusal::Overloaded.answer_request(request)
         }
     }
 }

@@ -19,3 +19,4 @@ mod sealing;
 mod secrets_in_config;
 mod targets;
 mod tls;
+mod wellformed;

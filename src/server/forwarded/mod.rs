@@ -17,12 +17,6 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
-/// The client's address as the guard resolved it: the TCP peer, or behind a trusted proxy
-/// the forwarded client. The guard puts it in the request extensions; the handler stores it
-/// as `source_ip`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
-
 /// A trusted proxy sent a forwarding chain that names no client we can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a trusted proxy sent an unreadable or contradictory forwarding chain")]

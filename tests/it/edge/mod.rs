@@ -2,6 +2,7 @@
 //! TLS, and then a legitimate event must still get 200 and be stored once.
 
 mod ambiguous;
+mod deadlines;
 mod flood;
 mod http2;
 mod refusals;

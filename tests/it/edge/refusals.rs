@@ -5,8 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use audian_receiver::config::{RateLimitSettings, ServerSettings};
-use audian_receiver::intake::{BodyBudget, Intake, Verifier};
+use audian_receiver::config::{
+    IntakeSettings, RateLimitSettings, RetentionSettings, ServerSettings,
+};
+use audian_receiver::intake::{BodyBudget, Freshness, Intake, Verifier};
 use audian_receiver::sealing::PayloadKeys;
 use audian_receiver::server::public_router;
 use audian_receiver::signing::sign;
@@ -44,6 +46,13 @@ fn router(adjust: impl FnOnce(&mut ServerSettings)) -> Router {
         max_body_bytes: settings.max_body_bytes,
         body_timeout: settings.body_timeout(),
         body_budget: BodyBudget::new(settings.max_body_memory_bytes),
+        max_depth: 64,
+        timestamp_field: "created_at".into(),
+        freshness: Freshness::new(
+            &IntakeSettings::default(),
+            &RetentionSettings::default(),
+            metrics.clone(),
+        ),
         metrics: metrics.clone(),
     };
     public_router(&settings, intake, metrics)
