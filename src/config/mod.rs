@@ -1,6 +1,7 @@
 //! Layered configuration: built-in defaults, then a TOML file, then `AUDIAN_RECEIVER__*`
 //! environment variables. Validated once at start so a bad key fails loudly, naming itself.
 
+mod console;
 mod intake;
 mod secrets;
 mod settings;
@@ -8,6 +9,7 @@ mod targets;
 mod warnings;
 
 pub use crate::secret_url::{SecretUrl, literal_credential, redact_url};
+pub use console::ConsoleSettings;
 pub use intake::{Age, IntakeSettings};
 pub use secrets::{
     PAYLOAD_KEYS, Secrets, SecretsSettings, key_bytes, payload_keys_from_env, read_secret,
@@ -45,7 +47,7 @@ pub enum ConfigError {
     #[error(
         "secrets are never read from the configuration file ({0}); set them in the environment \
          (AUDIAN_WEBHOOK_SECRET, AUDIAN_WEBHOOK_PREVIOUS_SECRET, FORWARD_SIGNING_SECRET, \
-         AUDIAN_PAYLOAD_KEYS) or in files named by the matching *_FILE variables"
+         AUDIAN_PAYLOAD_KEYS, AUDIAN_CONSOLE_TOKEN) or in files named by the matching *_FILE variables"
     )]
     SecretInFile(String),
     #[error(
@@ -131,6 +133,7 @@ impl Settings {
         self.forward.check(&mut problems);
         self.retention.check(&mut problems);
         self.intake.check(self.retention.dedup_days, &mut problems);
+        self.console.check(&mut problems);
         problems
     }
 }

@@ -63,6 +63,8 @@ pub struct Secrets {
     pub forward_signing: Option<SecretString>,
     /// Seal stored payloads (the first) and open them (all); none means stored clear.
     pub payload_keys: PayloadKeys,
+    /// Logs in to the operator's console; none means the console is off.
+    pub console_token: Option<SecretString>,
 }
 
 impl Secrets {
@@ -80,6 +82,7 @@ impl Secrets {
             webhook_previous: read_secret("AUDIAN_WEBHOOK_PREVIOUS_SECRET")?,
             forward_signing: read_secret("FORWARD_SIGNING_SECRET")?,
             payload_keys: payload_keys_from_env()?,
+            console_token: read_secret("AUDIAN_CONSOLE_TOKEN")?,
         })
     }
 }
@@ -97,6 +100,10 @@ impl fmt::Debug for Secrets {
                 &self.forward_signing.as_ref().map(|_| "[redacted]"),
             )
             .field("payload_keys", &self.payload_keys)
+            .field(
+                "console_token",
+                &self.console_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }

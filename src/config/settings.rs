@@ -7,7 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{IntakeSettings, SecretUrl, SecretsSettings, TargetSettings};
+use super::{ConsoleSettings, IntakeSettings, SecretUrl, SecretsSettings, TargetSettings};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -21,6 +21,7 @@ pub struct Settings {
     pub forward: ForwardSettings,
     pub retention: RetentionSettings,
     pub secrets: SecretsSettings,
+    pub console: ConsoleSettings,
 }
 
 /// How long stored events are kept (DESIGN §2). Nothing still waiting for a target is ever

@@ -63,6 +63,7 @@ mod tests {
             webhook_previous: previous.then(|| SecretString::from("previous")),
             forward_signing: None,
             payload_keys: crate::sealing::PayloadKeys::none(),
+            console_token: None,
         }
     }
 

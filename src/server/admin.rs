@@ -20,14 +20,19 @@ struct Admin {
     metrics: Arc<Metrics>,
 }
 
-pub fn router(pool: PgPool, metrics: Arc<Metrics>) -> Router {
-    Router::new()
+/// The admin routes, with the console's mounted when it is on.
+pub fn router(pool: PgPool, metrics: Arc<Metrics>, console: Option<Router>) -> Router {
+    let admin = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .fallback(|| async { Refusal::NotFound })
         .method_not_allowed_fallback(|| async { Refusal::MethodNotAllowed })
-        .with_state(Admin { pool, metrics })
+        .with_state(Admin { pool, metrics });
+    match console {
+        Some(console) => console.merge(admin),
+        None => admin,
+    }
 }
 
 /// Alive: the process answers.

@@ -23,6 +23,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RetentionSettings, Secrets, Settings, TlsMode};
+use crate::console::{self, Console};
 use crate::forward::Forwarder;
 use crate::intake::{BodyBudget, Freshness, Intake};
 use crate::store::{self, EventWriter};
@@ -46,6 +47,7 @@ pub struct Application {
     limits: listener::Limits,
     /// When the previous webhook secret stops being accepted, if that is still ahead.
     rotation_end: Option<time::OffsetDateTime>,
+    console: Option<Console>,
 }
 
 impl Application {
@@ -96,6 +98,20 @@ impl Application {
         let public = bind(settings.server.listen, "server.listen")?;
         let admin =
             tokio::net::TcpListener::from_std(bind(settings.admin.listen, "admin.listen")?)?;
+        let console = secrets.console_token.clone().map(|token| {
+            Console::new(console::Parts {
+                pool: pool.clone(),
+                token,
+                settings: &settings.console,
+                targets: &settings.forward.targets,
+                metrics: metrics.clone(),
+                payload_keys: secrets.payload_keys.clone(),
+                previous_valid_until: settings.secrets.previous_valid_until,
+            })
+        });
+        if console.is_some() {
+            tracing::info!(admin = %settings.admin.listen, "the console is on at /console on the admin listener");
+        }
         let tls_files = matches!(settings.tls.mode, TlsMode::Rustls)
             .then(|| (settings.tls.cert.clone(), settings.tls.key.clone()));
         Ok(Self {
@@ -104,7 +120,11 @@ impl Application {
             tls,
             tls_files,
             router,
-            admin_router: admin::router(pool.clone(), metrics.clone()),
+            admin_router: admin::router(
+                pool.clone(),
+                metrics.clone(),
+                console.clone().map(Console::router),
+            ),
             pool,
             forward_pool,
             forwarder,
@@ -113,6 +133,7 @@ impl Application {
             retention: settings.retention.clone(),
             limits: listener::Limits::from_settings(&settings.server, metrics),
             rotation_end: rotation::end_ahead(&secrets, &settings.secrets),
+            console,
         })
     }
 
@@ -128,8 +149,15 @@ impl Application {
     /// requests finish within the grace period (`server.shutdown_grace_ms`), lets workers
     /// finish their batch, and closes the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let admin = axum::serve(self.admin, self.admin_router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let admin = axum::serve(
+            self.admin,
+            self.admin_router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        if let Some(console) = &self.console {
+            console.spawn_history(shutdown.clone());
+        }
         let admin_task = tokio::spawn(async move { admin.await });
         let mut workers = self
             .forwarder

@@ -1,5 +1,6 @@
 //! Postgres: the pool, database creation, embedded migrations and readiness.
 
+pub mod browse;
 pub mod forwarding;
 pub mod operator;
 pub mod retention;
