@@ -76,14 +76,14 @@ impl History {
         }
     }
 
-    /// Takes a sample now, as the sample of `minute` (the latest one of that minute wins).
+    /// Takes a sample now as the sample of `minute`, unless that minute has one already:
+    /// each minute keeps its first, so consecutive samples differ by a minute's work.
     pub fn record(&self, minute: u64) {
-        let sample = self.sample(minute);
         let mut samples = self.samples.lock().expect("history lock");
         if samples.back().is_some_and(|last| last.minute == minute) {
-            samples.pop_back();
+            return;
         }
-        samples.push_back(sample);
+        samples.push_back(self.sample(minute));
         while samples.len() > MINUTES {
             samples.pop_front();
         }
@@ -127,14 +127,18 @@ impl History {
         }
     }
 
-    /// The samples of the last hour, oldest first.
+    /// The samples of the last hour, oldest first: each minute's first, then one taken now
+    /// (so a page shows what happened since the minute began, and since a start).
     pub fn samples(&self) -> Vec<Sample> {
-        self.samples
+        let mut samples: Vec<Sample> = self
+            .samples
             .lock()
             .expect("history lock")
             .iter()
             .cloned()
-            .collect()
+            .collect();
+        samples.push(self.sample(now_minute()));
+        samples
     }
 }
 
@@ -221,7 +225,8 @@ mod tests {
             history.record(minute);
         }
         let samples = history.samples();
-        assert_eq!(samples.len(), MINUTES);
-        assert_eq!(samples.last().unwrap().minute, 99);
+        // The hour kept, and the sample taken now.
+        assert_eq!(samples.len(), MINUTES + 1);
+        assert_eq!(samples[MINUTES - 1].minute, 99);
     }
 }

@@ -205,7 +205,11 @@ async fn overview_page(console: &Console, headers: &HeaderMap) -> Page {
     let samples = console.history.samples();
     let now = OffsetDateTime::now_utc();
     let m = &console.metrics;
-    let (outcomes, minutes) = outcome_totals(&samples);
+    let (outcomes, _) = outcome_totals(&samples);
+    let since = samples
+        .first()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s.minute as i64 * 60).ok())
+        .map_or_else(String::new, when);
     let previous = match (samples.first(), samples.last()) {
         (Some(first), Some(last)) => last.previous_matches - first.previous_matches,
         _ => 0,
@@ -242,7 +246,7 @@ async fn overview_page(console: &Console, headers: &HeaderMap) -> Page {
             }
         }
         section aria-labelledby="intake" {
-            h2 id="intake" { "Intake, last " (minutes) " min" }
+            h2 id="intake" { "Intake since " (since) " (the last hour at most)" }
             table {
                 thead { tr { th scope="col" { "Outcome" } th scope="col" { "Requests" } } }
                 tbody {
@@ -255,7 +259,7 @@ async fn overview_page(console: &Console, headers: &HeaderMap) -> Page {
             }
             p { "Watermark lag: " (ago(m.watermark_lag.get())) }
             p {
-                "Previous webhook secret: " (previous) " matches in the last " (minutes) " min"
+                "Previous webhook secret: " (previous) " matches since " (since)
                 @if let Some(until) = console.previous_valid_until { ", valid until " (when(until)) } @else { ", no end set" }
             }
         }
