@@ -12,6 +12,12 @@
 #     tls:AUDIAN_RECEIVER__DATABASE__URL=postgres://postgres@127.0.0.1:5432/audian_bench \
 #     plain
 #
+# BIN=PATH among a variant's settings runs that receiver binary instead of the release build
+# (an older build, to compare two commits in one run):
+#
+#   bench/intake_ab.sh before:BIN=/tmp/old-bin/audian-receiver after \
+#                      before:BIN=/tmp/old-bin/audian-receiver after
+#
 # Needs the release build (`cargo build --release`) and Postgres on 127.0.0.1:5432; ports
 # 8443 and 9090 free.
 set -euo pipefail
@@ -21,15 +27,22 @@ PSQL=(psql -h 127.0.0.1 -U postgres -qAt -v ON_ERROR_STOP=1)
 for binary in target/release/audian-receiver target/release/audian-loadgen; do
     [[ -x $binary ]] || { echo "$0: $binary is missing (cargo build --release)" >&2; exit 1; }
 done
-(($# > 0)) || { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+(($# > 0)) || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 for variant in "$@"; do
     name=${variant%%:*}
     settings=()
     [[ $variant == *:* ]] && IFS=, read -r -a settings <<<"${variant#*:}"
+    receiver=target/release/audian-receiver
+    for i in "${!settings[@]}"; do
+        if [[ ${settings[$i]} == BIN=* ]]; then
+            receiver=${settings[$i]#BIN=}
+            unset 'settings[i]'
+        fi
+    done
     "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS audian_bench WITH (FORCE)" \
         -c "CREATE DATABASE audian_bench"
     log=$(mktemp -t "intake-ab-$name.XXXXXX.log")
-    env "${settings[@]}" target/release/audian-receiver serve --config bench/intake.toml >"$log" 2>&1 &
+    env "${settings[@]}" "$receiver" serve --config bench/intake.toml >"$log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         (exec 3<>/dev/tcp/127.0.0.1/8443) 2>/dev/null && break
