@@ -76,10 +76,12 @@ fuzz_target!(|body: &[u8]| {
                 .expect("accepted a lone surrogate or a duplicate member name");
         }
         Err(Rule::Malformed) => {
-            // serde_json may accept nothing the validator calls malformed, up to its own
-            // recursion limit (128), which is deeper than ours.
+            // serde_json may read as a value nothing the validator calls malformed (up to
+            // its own recursion limit, 128, deeper than ours). Not IgnoredAny: skipping a
+            // number, it does not check that a double can hold it (2e2222), and neither
+            // RFC 7493 nor serde_json's own values accept that.
             assert!(
-                serde_json::from_slice::<IgnoredAny>(body).is_err(),
+                serde_json::from_slice::<serde_json::Value>(body).is_err(),
                 "refused as malformed what serde_json reads"
             );
         }
