@@ -4,6 +4,7 @@
 //! one fixture per service, the one polling helper and the one way to run the binary.
 
 mod cli;
+mod console;
 mod edge;
 mod fixtures;
 mod forward;
