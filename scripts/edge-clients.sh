@@ -19,15 +19,10 @@ out=target/edge-clients
 log() { printf '==> %s\n' "$*"; }
 fail() { echo "edge-clients: $*" >&2; exit 1; }
 
-bin=${AUDIAN_RECEIVER_BIN:-}
-if [ -z "$bin" ]; then
-  for candidate in target/release/audian-receiver target/debug/audian-receiver; do
-    if [ -x "$candidate" ]; then bin=$candidate; break; fi
-  done
-fi
-[ -n "$bin" ] && [ -x "$bin" ] || fail "no receiver binary: run \`cargo build --release\` (or set AUDIAN_RECEIVER_BIN)"
-bin=$(realpath "$bin")
-(exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || fail "Postgres is not listening on 127.0.0.1:5432"
+# shellcheck source=scripts/receiver.sh
+. scripts/receiver.sh
+bin=$(receiver_binary)
+require_postgres
 curl --version | grep -q nghttp2 || fail "this curl has no HTTP/2 (nghttp2)"
 
 mkdir -p "$out"
@@ -47,9 +42,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 port=$(free_port)
 admin=$(free_port)
 cat >"$work/edge.toml" <<EOF

@@ -18,16 +18,11 @@ out=target/tls-scan
 log() { printf '==> %s\n' "$*"; }
 fail() { echo "tls-scan: $*" >&2; exit 2; }
 
-bin=${AUDIAN_RECEIVER_BIN:-}
-if [ -z "$bin" ]; then
-  for candidate in target/release/audian-receiver target/debug/audian-receiver; do
-    if [ -x "$candidate" ]; then bin=$candidate; break; fi
-  done
-fi
-[ -n "$bin" ] && [ -x "$bin" ] || fail "no receiver binary: run \`cargo build --release\` (or set AUDIAN_RECEIVER_BIN)"
-bin=$(realpath "$bin")
+# shellcheck source=scripts/receiver.sh
+. scripts/receiver.sh
+bin=$(receiver_binary)
 command -v openssl >/dev/null || fail "openssl (the command) is needed to make the test certificate"
-(exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || fail "Postgres is not listening on 127.0.0.1:5432"
+require_postgres
 
 mkdir -p "$out"
 venv=$out/venv
@@ -49,9 +44,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # start NAME TLS_SECTION: writes NAME.toml, starts the receiver, waits for /readyz; sets $port.
 start() {

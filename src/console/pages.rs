@@ -104,6 +104,31 @@ impl Console {
         )
     }
 
+    /// The configured target named `name` (name, kind), or a 404 page.
+    fn known_target(
+        &self,
+        session: &Session,
+        name: &str,
+    ) -> Result<&(String, &'static str), Response> {
+        self.targets.iter().find(|(n, _)| n == name).ok_or_else(|| {
+            self.not_found(
+                session,
+                "No target has that name in this receiver's configuration.",
+            )
+        })
+    }
+
+    /// Nothing, if `id` is a recorded event; else a 404 page.
+    async fn known_event(&self, session: &Session, ids: &[String]) -> Result<(), Response> {
+        let unknown = operator::unknown_events(&self.pool, ids)
+            .await
+            .map_err(|e| self.unavailable(session, e))?;
+        match unknown.is_empty() {
+            true => Ok(()),
+            false => Err(self.not_found(session, "No event has that id.")),
+        }
+    }
+
     fn audit(&self, action: &str, client: SocketAddr, events: &[String], target: Option<&str>) {
         tracing::info!(
             audit = true,
@@ -301,12 +326,7 @@ fn after_param(params: &Params) -> Result<Option<After>, &'static str> {
 async fn target_page(console: &Console, headers: &HeaderMap, params: &Params) -> Page {
     let session = console.session(headers)?;
     let name = params.get("name").map(String::as_str).unwrap_or("");
-    let Some((name, kind)) = console.targets.iter().find(|(n, _)| n == name) else {
-        return Err(console.not_found(
-            &session,
-            "No target has that name in this receiver's configuration.",
-        ));
-    };
+    let (name, kind) = console.known_target(&session, name)?;
     let state = match params.get("state").map(String::as_str) {
         None | Some("") => None,
         Some(s @ ("retrying" | "dead")) => Some(s),
@@ -387,12 +407,7 @@ async fn replay_dead_action(
 ) -> Page {
     let session = console.authorized(headers, form)?;
     let name = form.get("name").map(String::as_str).unwrap_or("");
-    if !console.targets.iter().any(|(n, _)| n == name) {
-        return Err(console.not_found(
-            &session,
-            "No target has that name in this receiver's configuration.",
-        ));
-    }
+    console.known_target(&session, name)?;
     let csrf = session.csrf.as_str();
     if form.get("confirm").map(String::as_str) != Some("yes") {
         let counts = browse::target_counts(&console.pool)
@@ -632,19 +647,11 @@ async fn replay_event_action(
         .get("target")
         .filter(|t| !t.is_empty())
         .map(String::as_str);
-    if target.is_some_and(|t| !console.targets.iter().any(|(n, _)| n == t)) {
-        return Err(console.not_found(
-            &session,
-            "No target has that name in this receiver's configuration.",
-        ));
+    if let Some(target) = target {
+        console.known_target(&session, target)?;
     }
     let ids = [id];
-    let unknown = operator::unknown_events(&console.pool, &ids)
-        .await
-        .map_err(|e| console.unavailable(&session, e))?;
-    if !unknown.is_empty() {
-        return Err(console.not_found(&session, "No event has that id."));
-    }
+    console.known_event(&session, &ids).await?;
     operator::replay(&console.pool, Some(&ids), None, target)
         .await
         .map_err(|e| console.unavailable(&session, e))?;
@@ -670,12 +677,7 @@ async fn forget_action(
     let session = console.authorized(headers, form)?;
     let id = form.get("id").cloned().unwrap_or_default();
     let ids = [id.clone()];
-    let unknown = operator::unknown_events(&console.pool, &ids)
-        .await
-        .map_err(|e| console.unavailable(&session, e))?;
-    if !unknown.is_empty() {
-        return Err(console.not_found(&session, "No event has that id."));
-    }
+    console.known_event(&session, &ids).await?;
     let csrf = session.csrf.as_str();
     if form.get("confirm_id") != Some(&id) {
         let body = html! {
