@@ -1,5 +1,6 @@
-//! Early answers over HTTP/2 arrive whole, as over HTTP/1.1, and a client still sending a
-//! body is told to stop (RST_STREAM NO_ERROR after the answer), not left hanging.
+//! Early answers over HTTP/2 arrive whole, as over HTTP/1.1: the rest of a refused body is
+//! drained up to `server.drain_bytes` so the stream ends cleanly, and a client sending an
+//! endless body is stopped (RST_STREAM NO_ERROR once past the bound), not left hanging.
 
 use std::time::Duration;
 
@@ -99,4 +100,52 @@ fn endless_body() -> reqwest::Body {
         Ok::<_, std::io::Error>(http_body::Frame::data(Bytes::from(vec![b'x'; 16 * 1024])))
     });
     reqwest::Body::wrap(StreamBody::new(chunks))
+}
+
+/// The refusals curl and httpx are held to in scripts/edge-clients.sh, through hyper's client
+/// (reqwest) on both protocols: each read whole, with its JSON reason.
+#[tokio::test]
+async fn every_signature_refusal_and_413_reach_a_hyper_client_over_http1_and_http2() {
+    let app = TestApp::spawn().await;
+    let body = br#"{"id":"evt_hyper_refusals","type":"job.completed","data":{"job_id":"j_0001"}}"#;
+    let cases: [(Option<&str>, Vec<u8>, u16, &str); 5] = [
+        (None, body.to_vec(), 401, r#"{"error":"Invalid signature"}"#),
+        (
+            Some("sha256=not-hex!"),
+            body.to_vec(),
+            401,
+            r#"{"error":"Invalid signature"}"#,
+        ),
+        (
+            Some("abcd"),
+            body.to_vec(),
+            401,
+            r#"{"error":"Invalid signature"}"#,
+        ),
+        (
+            Some(WRONG_SIGNATURE),
+            body.to_vec(),
+            401,
+            r#"{"error":"Invalid signature"}"#,
+        ),
+        (Some(WRONG_SIGNATURE), vec![b'x'; 2_000_000], 413, TOO_LARGE),
+    ];
+    for (client, version) in [
+        (app.certs.h2_client(), reqwest::Version::HTTP_2),
+        (app.certs.client(), reqwest::Version::HTTP_11),
+    ] {
+        for (signature, body, status, answer) in &cases {
+            let mut request = client
+                .post(format!("{}/webhook", app.base))
+                .header("content-type", "application/json")
+                .body(body.clone());
+            if let Some(signature) = signature {
+                request = request.header("x-audian-signature", *signature);
+            }
+            let response = request.send().await.expect("the answer reaches the client");
+            assert_eq!(response.version(), version);
+            assert_answer(response, *status, answer).await;
+        }
+    }
+    still_serves(&app, "evt_after_hyper_refusals").await;
 }
