@@ -262,17 +262,24 @@ done
 
 # --- 3. the builds -----------------------------------------------------------------------
 # --format docker: the OCI format has no HEALTHCHECK (buildah drops it). --network host: the
-# build's cargo fetches crates (and pip, PyPI) without a container network.
+# build's cargo fetches crates (and pip, PyPI) without a container network. The build's RUN
+# steps see this machine's CA bundle (bind-mounted read-only over the image's, never stored
+# in a layer): here egress passes a TLS-intercepting proxy whose CA only the host trusts
+# (/usr/local/share/ca-certificates); elsewhere it is the same Debian bundle.
+build_opts=(--pull=never --format docker --network host)
+if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+  build_opts+=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
+fi
 t0=$(date +%s)
 log "podman build --pull=never the Dockerfile (from $context)"
-if ! nice -n 10 podman build --pull=never --format docker --network host \
+if ! nice -n 10 podman build "${build_opts[@]}" \
   -f "$context/Dockerfile" -t "$IMAGE" "$context" 2>&1 | sed 's/^/    /'; then
   fail "podman build of the Dockerfile failed"
 fi
 log "receiver image built in $(since "$t0")"
 t0=$(date +%s)
 log "podman build --pull=never examples/consumer/Dockerfile"
-if ! nice -n 10 podman build --pull=never --format docker --network host \
+if ! nice -n 10 podman build "${build_opts[@]}" \
   -t "$CONSUMER_IMAGE" "$context/examples/consumer" 2>&1 | sed 's/^/    /'; then
   fail "podman build of examples/consumer/Dockerfile failed"
 fi
