@@ -65,15 +65,19 @@ pub struct TargetCounts {
     pub lease_until: Option<OffsetDateTime>,
 }
 
-/// Counts for every target with a cursor.
+/// Counts for every target with a cursor: one pass over the retry rows for both counts,
+/// and the newest failure's error along the (target, updated_at) index.
 pub async fn target_counts(pool: &PgPool) -> sqlx::Result<Vec<TargetCounts>> {
     sqlx::query_as(
-        "SELECT c.target, \
-                (SELECT count(*) FROM forward_retries r WHERE r.target = c.target AND r.state = 'retrying') AS retrying, \
-                (SELECT count(*) FROM forward_retries r WHERE r.target = c.target AND r.state = 'dead') AS dead, \
+        "WITH counts AS ( \
+             SELECT target, count(*) FILTER (WHERE state = 'retrying') AS retrying, \
+                    count(*) FILTER (WHERE state = 'dead') AS dead \
+             FROM forward_retries GROUP BY target) \
+         SELECT c.target, coalesce(n.retrying, 0) AS retrying, coalesce(n.dead, 0) AS dead, \
                 coalesce(c.parked_error, l.last_error) AS last_error, l.updated_at AS last_failed_at, \
                 c.parked_until, c.lease_owner, c.lease_until \
          FROM forward_cursors AS c \
+         LEFT JOIN counts AS n USING (target) \
          LEFT JOIN LATERAL (SELECT r.last_error, r.updated_at FROM forward_retries r \
                             WHERE r.target = c.target AND r.last_error IS NOT NULL \
                             ORDER BY r.updated_at DESC LIMIT 1) AS l ON true \
@@ -103,9 +107,11 @@ pub struct Search {
     pub to: Option<OffsetDateTime>,
 }
 
-/// Events matching `search`, newest first in log order (the `(txid, seq)` index every
-/// event already has: no index is added to intake's hot table for the console), after the
-/// log position `after`. A time range far in the past is found by walking back along it.
+/// Events matching `search`, newest first in log order, after the log position `after`:
+/// along the `(txid, seq)` index every event already has, so no index is added to intake's
+/// hot table for the console. (The ORDER BY names the table's columns: the bigint aliases
+/// of the same names would sort the whole table.) A time range far in the past is found by
+/// walking back along the log.
 pub async fn search(
     pool: &PgPool,
     search: &Search,
@@ -119,7 +125,7 @@ pub async fn search(
            AND ($3::timestamptz IS NULL OR received_at >= $3) \
            AND ($4::timestamptz IS NULL OR received_at < $4) \
            AND ($5::bigint IS NULL OR (txid, seq) < ($5::text::xid8, $6)) \
-         ORDER BY txid DESC, seq DESC LIMIT $7",
+         ORDER BY events.txid DESC, events.seq DESC LIMIT $7",
     )
     .bind(search.id.as_deref())
     .bind(search.type_like.as_deref())
