@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::Console;
 use super::history::{outcome_totals, target_series};
 use super::session::{LoginRefused, Session, cleared_cookie};
-use super::views::{self, action, ago, chart, page, problem, query, when};
+use super::views::{self, action, ago, chart, live_page, page, problem, query, when};
 use crate::store::browse::{self, After, Search};
 use crate::store::operator::{self, DeliveryState};
 use crate::store::retention;
@@ -26,6 +26,8 @@ use crate::telemetry::TargetLabel;
 
 type Params = HashMap<String, String>;
 const PAGE: i64 = 50;
+/// The overview reloads itself this often.
+const OVERVIEW_REFRESH_SECS: u32 = 10;
 
 /// A page, or the answer that replaces it (login, a problem page).
 type Page = Result<Response, Response>;
@@ -291,7 +293,7 @@ async fn overview_page(console: &Console, headers: &HeaderMap) -> Page {
     };
     Ok(html(
         StatusCode::OK,
-        page("Overview", Some(&session.csrf), body),
+        live_page("Overview", Some(&session.csrf), OVERVIEW_REFRESH_SECS, body),
     ))
 }
 

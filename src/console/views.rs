@@ -8,12 +8,23 @@ use time::format_description::well_known::Rfc3339;
 
 /// Every page: a title, the navigation (when logged in) and the body.
 pub fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
+    document(title, csrf, None, body)
+}
+
+/// A page that reloads itself every `seconds`: live without a line of script (a meta
+/// refresh, which the CSP allows and a browser with JavaScript off still follows).
+pub fn live_page(title: &str, csrf: Option<&str>, seconds: u32, body: Markup) -> Markup {
+    document(title, csrf, Some(seconds), body)
+}
+
+fn document(title: &str, csrf: Option<&str>, refresh: Option<u32>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(seconds) = refresh { meta http-equiv="refresh" content=(seconds); }
                 title { (title) " · audian-receiver" }
                 link rel="stylesheet" href="/console/assets/console.css";
             }
