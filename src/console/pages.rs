@@ -26,7 +26,7 @@ use crate::telemetry::TargetLabel;
 
 type Params = HashMap<String, String>;
 const PAGE: i64 = 50;
-/// The overview reloads itself this often.
+/// The overview reloads itself this often, when asked to (`?live=1`).
 const OVERVIEW_REFRESH_SECS: u32 = 10;
 
 /// A page, or the answer that replaces it (login, a problem page).
@@ -220,11 +220,18 @@ pub async fn logout(
     })())
 }
 
-pub async fn overview(State(console): State<Console>, headers: HeaderMap) -> Response {
-    done(overview_page(&console, &headers).await)
+pub async fn overview(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> Response {
+    let live = params.get("live").is_some_and(|v| v == "1");
+    done(overview_page(&console, &headers, live).await)
 }
 
-async fn overview_page(console: &Console, headers: &HeaderMap) -> Page {
+/// `live`: the operator asked for the page to reload itself (never by default: a page that
+/// changes under the reader is an accessibility failure unless they chose it).
+async fn overview_page(console: &Console, headers: &HeaderMap, live: bool) -> Page {
     let session = console.session(headers)?;
     let counts = browse::target_counts(&console.pool)
         .await
@@ -291,10 +298,18 @@ async fn overview_page(console: &Console, headers: &HeaderMap) -> Page {
             }
         }
     };
-    Ok(html(
-        StatusCode::OK,
-        live_page("Overview", Some(&session.csrf), OVERVIEW_REFRESH_SECS, body),
-    ))
+    let body = html! {
+        p {
+            @if live { "Reloading every " (OVERVIEW_REFRESH_SECS) " s. " a href="/console" { "Stop live refresh" } }
+            @else { a href="/console?live=1" { "Live: reload every " (OVERVIEW_REFRESH_SECS) " s" } }
+        }
+        (body)
+    };
+    let page = match live {
+        true => live_page("Overview", Some(&session.csrf), OVERVIEW_REFRESH_SECS, body),
+        false => page("Overview", Some(&session.csrf), body),
+    };
+    Ok(html(StatusCode::OK, page))
 }
 
 fn target_state(row: &browse::TargetCounts, now: OffsetDateTime) -> String {
