@@ -16,7 +16,7 @@
 #      Debian's Python 3.11 in a venv at /usr/local (the tag's 3.12 is not in bookworm);
 #   3. `podman build --pull=never` on the unchanged Dockerfile and examples/consumer/Dockerfile;
 #   4. runs the receiver's image against the machine's Postgres (through a TCP proxy of its
-#      own, a database of its own) with the webhook secret as a podman secret, a certificate
+#      own, a database of its own) with the webhook secret in a read-only mount, a certificate
 #      it makes mounted read-only, --read-only and --cap-drop=ALL: the image's HEALTHCHECK,
 #      a signed event (200) and its duplicate (200, one row), a Postgres cut and return,
 #      SIGTERM with a request in flight (drained, exit 0 within shutdown_grace_ms), the
@@ -317,13 +317,10 @@ log "no shell (--entrypoint /bin/sh fails), no dpkg/apt, USER 65532:65532, HEALT
 work=$(mktemp -d "${TMPDIR:-/tmp}/audian-container-check.XXXXXX")
 run_id=$(basename "$work" | tr -dc 'a-zA-Z0-9' | tr '[:upper:]' '[:lower:]')
 containers=()
-secret_name=audian-webhook-$run_id
-secret_made=""
 proxy_pid=""
 cleanup() {
   local c
   for c in "${containers[@]}"; do podman rm -f -t 0 "$c" >/dev/null 2>&1 || true; done
-  if [ -n "$secret_made" ]; then podman secret rm "$secret_name" >/dev/null 2>&1 || true; fi
   if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null || true; wait "$proxy_pid" 2>/dev/null || true; fi
   psql -q "$POSTGRES/postgres" -c "DROP DATABASE IF EXISTS $DATABASE WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -331,7 +328,7 @@ cleanup() {
 trap cleanup EXIT
 
 (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || fail "Postgres is not listening on 127.0.0.1:5432"
-psql -q "$POSTGRES/postgres" -c "DROP DATABASE IF EXISTS $DATABASE WITH (FORCE)" >/dev/null
+psql -q "$POSTGRES/postgres" -c "DROP DATABASE IF EXISTS $DATABASE WITH (FORCE)" >/dev/null 2>&1
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -385,12 +382,18 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 chmod 0644 "$work/tls/key.pem" "$work/tls/cert.pem"
 chmod 0755 "$work/tls"
 
+# The webhook secret as a file in a secrets directory mounted read-only, readable by 65532
+# only. (A podman secret, `--secret`, cannot be mounted into a --read-only container by
+# podman 4.3 with runc: "error mounting ... /run/secrets/NAME: read-only file system".)
 secret="container-check-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-printf '%s\n' "$secret" >"$work/webhook-secret"
-podman secret create "$secret_name" "$work/webhook-secret" >/dev/null
-secret_made=1
-rm -f "$work/webhook-secret"
+install -d -m 0755 "$work/secrets"
+printf '%s\n' "$secret" >"$work/secrets/webhook"
+chown 65532:65532 "$work/secrets/webhook"
+chmod 0400 "$work/secrets/webhook"
 
+# Without systemd podman cannot schedule the healthcheck's timer and says so at each start
+# and removal: only that line is dropped (`podman healthcheck run` works without it).
+no_timer_noise() { grep -v 'unable to get systemd connection' >&2 || true; }
 # run_receiver NAME [podman run options...]: the hardened run every container here shares.
 run_receiver() {
   local name=$1
@@ -402,10 +405,9 @@ run_receiver() {
     -e "AUDIAN_RECEIVER__ADMIN__LISTEN=127.0.0.1:$admin" \
     -e "AUDIAN_RECEIVER__SERVER__SHUTDOWN_GRACE_MS=$GRACE_MS" \
     -v "$work/tls:/etc/audian-receiver/tls:ro" \
-    "$@" "$IMAGE" >/dev/null
+    "$@" "$IMAGE" >/dev/null 2> >(no_timer_noise)
 }
-with_secret=(--secret "$secret_name,uid=65532,gid=65532,mode=0400"
-  -e "AUDIAN_WEBHOOK_SECRET_FILE=/run/secrets/$secret_name")
+with_secret=(-v "$work/secrets:/run/secrets:ro" -e AUDIAN_WEBHOOK_SECRET_FILE=/run/secrets/webhook)
 db_url="postgres://postgres@127.0.0.1:$proxy_port/$DATABASE?sslmode=disable"
 
 # Refusals: each container exits non-zero at once, naming what is wrong.
@@ -429,7 +431,7 @@ refuses() { # label expected-pattern key-pattern [options...]
 }
 refuses "no secret" 'AUDIAN_WEBHOOK_SECRET is not set' 'AUDIAN_WEBHOOK_SECRET' -e "DATABASE_URL=$db_url"
 refuses "missing secret file" 'cannot read AUDIAN_WEBHOOK_SECRET_FILE' 'AUDIAN_WEBHOOK_SECRET_FILE' \
-  -e "DATABASE_URL=$db_url" -e AUDIAN_WEBHOOK_SECRET_FILE=/run/secrets/absent
+  -v "$work/secrets:/run/secrets:ro" -e "DATABASE_URL=$db_url" -e AUDIAN_WEBHOOK_SECRET_FILE=/run/secrets/absent
 refuses "unreachable database" 'database' 'DATABASE_URL|database\.url' "${with_secret[@]}" \
   -e "DATABASE_URL=postgres://postgres@127.0.0.1:$dead_port/$DATABASE?sslmode=disable"
 
@@ -503,7 +505,7 @@ slow_sig=$(printf '%s' "$slow_body" | openssl dgst -sha256 -hmac "$secret" -r | 
 slow_pid=$!
 sleep 1
 t0=$(date +%s%N)
-podman stop -t $((GRACE_MS / 1000 + 10)) "$name" >/dev/null
+podman stop -t $((GRACE_MS / 1000 + 10)) "$name" >/dev/null 2> >(no_timer_noise)
 stop_ms=$((($(date +%s%N) - t0) / 1000000))
 wait "$slow_pid" || true
 exit_code=$(podman inspect --format '{{.State.ExitCode}}' "$name")
