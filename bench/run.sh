@@ -8,6 +8,10 @@
 #                          down, to compare the healthy target's rate with c
 #   bench/run.sh --big     the same, then b and c again over a log of 10M stored events
 #
+# Besides the rates, a second table: for every phase the CPU per accepted event of the
+# server, Postgres, each broker and the load generator (from /proc over the measured
+# window), and the server's syscalls and context switches per event (perf stat).
+#
 # Needs Postgres (127.0.0.1:5432, user postgres), NATS with JetStream (4222), RabbitMQ
 # (5672, guest) and Redis (6379) running, and 8443, 9090 and 9999 free. Progress goes to
 # stderr, the markdown table (for BENCHMARKS.md) to stdout; logs stay in a directory under
@@ -189,6 +193,41 @@ thousands() {
 }
 rounded() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
 per_second() { awk -v n="$1" -v us="$2" 'BEGIN { printf "%.0f", n * 1e6 / us }'; }
+
+# CPU time (user + system, clock ticks) of the processes named, summed: "pid:PID",
+# "user:NAME" (every process of that user: all of Postgres's backends, RabbitMQ's VM) or
+# "exe:NAME". A process that is gone counts 0.
+cpu_ticks() {
+    local pids=() what total=0 pid stat
+    for what in "$@"; do
+        case $what in
+            pid:*) pids+=("${what#pid:}") ;;
+            user:*) mapfile -t -O "${#pids[@]}" pids < <(pgrep -u "${what#user:}" || true) ;;
+            exe:*) mapfile -t -O "${#pids[@]}" pids < <(pgrep -x "${what#exe:}" || true) ;;
+        esac
+    done
+    for pid in "${pids[@]}"; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        # Fields after the command (which may hold spaces): utime is the 12th, stime the 13th.
+        read -r -a fields <<<"${stat##*) }"
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+
+# Microseconds of CPU per event: TICKS clock ticks over N events.
+us_per_event() {
+    awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "–" }'
+}
+
+declare -A BROKER_NAME=([nats]=NATS [amqp]=RabbitMQ [redis]=Redis)
+# The processes whose CPU each phase reports, as cpu_ticks arguments.
+declare -A CPU_OF=(
+    [postgres]="user:postgres"
+    [nats]="exe:nats-server"
+    [amqp]="user:rabbitmq"
+    [redis]="exe:redis-server"
+)
 ms() { awk -v x="$1" 'BEGIN { printf (x < 1 ? "%.2f ms" : "%.1f ms"), x }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 seconds() { awk -v us="$1" 'BEGIN { printf "%.1f s", us / 1e6 }'; }
@@ -280,7 +319,8 @@ prefilled_database() {
 
 # ------------------------------------------------------------------------- phases --
 
-declare -A LABEL RATE P50 P99 FORWARDED DRAIN RSS
+declare -A LABEL RATE P50 P99 FORWARDED DRAIN RSS CPU_SERVER CPU_PG CPU_BROKERS CPU_LOADGEN SYSCALLS SWITCHES
+CLK_TCK=$(getconf CLK_TCK)
 NOTES=()
 
 label_of() {
@@ -360,18 +400,45 @@ run_phase() {
     local opened t0=0 t1=0 target
     opened=$(now_us)
     declare -A before=()
+    sleep_until_us $((opened + WARMUP * 1000000))
     if [[ -n $targets ]]; then
-        sleep_until_us $((opened + WARMUP * 1000000))
         read_counts || die "bench_sink /counts did not answer"
         t0=$(now_us)
         for target in $targets; do before[$target]=${COUNT[$target]}; done
     fi
+    # CPU of every process over the measured window, and the server's syscalls and context
+    # switches (perf stat on its PID; "–" where perf cannot count them).
+    local brokers=() broker
+    for target in $targets; do [[ -n ${CPU_OF[$target]:-} ]] && brokers+=("$target"); done
+    local cpu0_server cpu0_pg cpu0_loadgen perf_out=$RUN_DIR/$phase.perf.csv perf_pid=""
+    declare -A cpu0_broker=()
+    cpu0_server=$(cpu_ticks "pid:$server")
+    cpu0_pg=$(cpu_ticks "${CPU_OF[postgres]}")
+    for broker in "${brokers[@]}"; do cpu0_broker[$broker]=$(cpu_ticks "${CPU_OF[$broker]}"); done
+    cpu0_loadgen=$(cpu_ticks "pid:$loadgen")
+    if command -v perf >/dev/null; then
+        perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$server" -o "$perf_out" \
+            -- sleep "$DURATION" 2>/dev/null &
+        perf_pid=$!
+    fi
     local end=$((opened + (WARMUP + DURATION) * 1000000))
-    while (($(now_us) < end)) && [[ ! -s $out ]]; do sleep 0.02; done
+    # The load generator exits as its window ends: its CPU is read while it still runs.
+    local cpu1_loadgen=$cpu0_loadgen ticks
+    while (($(now_us) < end)) && [[ ! -s $out ]]; do
+        ticks=$(cpu_ticks "pid:$loadgen")
+        ((ticks > cpu1_loadgen)) && cpu1_loadgen=$ticks
+        sleep 0.02
+    done
     if [[ -n $targets ]]; then
         read_counts || die "bench_sink /counts did not answer"
         t1=$(now_us)
     fi
+    local cpu1_server cpu1_pg
+    declare -A cpu1_broker=()
+    cpu1_server=$(cpu_ticks "pid:$server")
+    cpu1_pg=$(cpu_ticks "${CPU_OF[postgres]}")
+    for broker in "${brokers[@]}"; do cpu1_broker[$broker]=$(cpu_ticks "${CPU_OF[$broker]}"); done
+    [[ -n $perf_pid ]] && wait "$perf_pid" 2>/dev/null || true
     wait "$loadgen" || {
         cat "$err" >&2
         die "audian-loadgen failed in phase $phase (log: $err)"
@@ -381,6 +448,22 @@ run_phase() {
     stopped=$(now_us)
 
     RATE[$phase]=$(json_field accepted_per_s "$out")
+    local measured
+    measured=$(json_field accepted "$out")
+    CPU_SERVER[$phase]=$(us_per_event $((cpu1_server - cpu0_server)) "$measured")
+    CPU_PG[$phase]=$(us_per_event $((cpu1_pg - cpu0_pg)) "$measured")
+    CPU_BROKERS[$phase]=""
+    for broker in "${brokers[@]}"; do
+        CPU_BROKERS[$phase]+="${CPU_BROKERS[$phase]:+, }${BROKER_NAME[$broker]} $(us_per_event $((cpu1_broker[$broker] - cpu0_broker[$broker])) "$measured")"
+    done
+    [[ -n ${CPU_BROKERS[$phase]} ]] || CPU_BROKERS[$phase]="–"
+    CPU_LOADGEN[$phase]=$(us_per_event $((cpu1_loadgen - cpu0_loadgen)) "$measured")
+    SYSCALLS[$phase]="–"
+    SWITCHES[$phase]="–"
+    if [[ -s $perf_out ]]; then
+        SYSCALLS[$phase]=$(awk -F, -v n="$measured" '$3 ~ /sys_enter/ && $1 ~ /^[0-9]+$/ && n > 0 { printf "%.1f", $1 / n }' "$perf_out")
+        SWITCHES[$phase]=$(awk -F, -v n="$measured" '$3 ~ /context-switches/ && $1 ~ /^[0-9]+$/ && n > 0 { printf "%.2f", $1 / n }' "$perf_out")
+    fi
     P50[$phase]=$(json_field p50 "$out")
     P99[$phase]=$(json_field p99 "$out")
     local sent accepted elapsed
@@ -474,6 +557,19 @@ pg_version=$("${PSQL[@]}" -d postgres -c 'SHOW server_version' 2>/dev/null | cut
             "$(thousands "$(rounded "${RATE[$phase]}")")" "$vs_bare" "$vs_intake" \
             "$(ms "${P50[$phase]}")" "$(ms "${P99[$phase]}")" "${FORWARDED[$phase]}" \
             "${DRAIN[$phase]}" "${RSS[$phase]}"
+    done
+    echo
+    echo "CPU per accepted event over the measured window (user + system, from /proc/PID/stat before and" \
+        "after; Postgres = every process of the postgres user; each broker of the phase's targets:" \
+        "nats-server, RabbitMQ (every process of its user), redis-server), and the server's syscalls and context switches per" \
+        "event (perf stat on its PID):"
+    echo
+    echo "| phase | server µs | Postgres µs | brokers µs | loadgen µs | server syscalls | server context switches |"
+    echo "|---|---|---|---|---|---|---|"
+    for phase in $PHASES; do
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$phase]}" "${CPU_SERVER[$phase]}" \
+            "${CPU_PG[$phase]}" "${CPU_BROKERS[$phase]}" "${CPU_LOADGEN[$phase]}" \
+            "${SYSCALLS[$phase]:-–}" "${SWITCHES[$phase]:-–}"
     done
     if ((${#NOTES[@]} > 0)); then
         echo
