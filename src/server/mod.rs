@@ -214,9 +214,10 @@ async fn prepare_database(settings: &Settings) -> anyhow::Result<PgPool> {
         }
     }
     if db.migrate_on_start {
-        store::migrate(&pool)
-            .await
-            .context("applying migrations at start")?;
+        store::migrate(&pool).await.context(
+            "applying migrations at start: check that the database in database.url (or \
+                 DATABASE_URL) is reachable and accepts this user",
+        )?;
     }
     Ok(pool)
 }
