@@ -8,7 +8,10 @@ use tokio_util::sync::CancellationToken;
 use audian_receiver::cli::{Cli, Command};
 use audian_receiver::commands::{self, CommandError};
 use audian_receiver::config::{LogSettings, Scope, Settings};
-use audian_receiver::telemetry;
+use audian_receiver::telemetry::{self, Export};
+
+/// How long spans still queued at exit may take to reach the collector.
+const EXPORT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn main() -> ExitCode {
     // One crypto provider for every TLS user in the process (axum-server, sqlx, brokers).
@@ -45,8 +48,17 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             Ok(())
         }
         Command::Serve(args) => {
-            let settings = load(args.config.as_deref(), Scope::Everything)?;
-            commands::serve(settings, shutdown_on_signal()).await
+            let settings = load_with_export(args.config.as_deref())?;
+            let export = Export::start(&settings.telemetry.otlp).map_err(|error| {
+                telemetry::init_tracing(&settings.log, None);
+                CommandError::Runtime(anyhow::Error::msg(error))
+            })?;
+            telemetry::init_tracing(&settings.log, export.as_ref());
+            let served = commands::serve(settings, shutdown_on_signal()).await;
+            if let Some(export) = export {
+                export.shutdown(EXPORT_DEADLINE).await;
+            }
+            served
         }
         Command::Migrate(args) => {
             commands::migrate(&load(args.config.as_deref(), Scope::DatabaseOnly)?).await
@@ -72,8 +84,17 @@ fn load(path: Option<&std::path::Path>, scope: Scope) -> Result<Settings, Comman
         .as_ref()
         .map(|s| s.log.clone())
         .unwrap_or_else(|_| LogSettings::default());
-    telemetry::init_tracing(&log);
+    telemetry::init_tracing(&log, None);
     Ok(settings?)
+}
+
+/// For `serve`: logging starts once export has (the subscriber is set once), unless the
+/// settings are wrong, which is logged without it.
+fn load_with_export(path: Option<&std::path::Path>) -> Result<Settings, CommandError> {
+    Settings::load(path, Scope::Everything).map_err(|error| {
+        telemetry::init_tracing(&LogSettings::default(), None);
+        error.into()
+    })
 }
 
 /// A token cancelled by the first SIGTERM or SIGINT.

@@ -79,6 +79,8 @@ def handle(event_id: str, headers: dict, body: bytes) -> None:
     print(
         f"event {event_id} type={headers.get('x-audian-event-type', '?')} "
         f"received_at={headers.get('x-audian-received-at', '?')} "
+        # W3C trace context: pass it to your own tracer to continue the event's trace.
+        f"traceparent={headers.get('traceparent', '-')} "
         f"body={json.dumps(event, separators=(',', ':'))}",
         flush=True,
     )

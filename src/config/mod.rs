@@ -6,6 +6,7 @@ mod intake;
 mod secrets;
 mod settings;
 mod targets;
+mod telemetry;
 mod warnings;
 
 pub use crate::secret_url::{SecretUrl, literal_credential, redact_url};
@@ -19,6 +20,7 @@ pub use settings::{
     RetentionSettings, ServerSettings, Settings, TlsMode, TlsSettings,
 };
 pub use targets::TargetSettings;
+pub use telemetry::{OtlpSettings, SAMPLERS, TelemetrySettings, otel_environment};
 
 use std::path::Path;
 
@@ -65,7 +67,8 @@ pub enum ConfigError {
 }
 
 impl Settings {
-    /// Loads defaults → `path` (if given) → `AUDIAN_RECEIVER__SECTION__KEY` → `DATABASE_URL`,
+    /// Loads defaults → `path` (if given) → `AUDIAN_RECEIVER__SECTION__KEY` → `DATABASE_URL`
+    /// and the standard `OTEL_*` variables ([`otel_environment`]),
     /// then validates what `scope` needs. A `.env` in the working directory has already been
     /// read by `main`.
     pub fn load(path: Option<&Path>, scope: Scope) -> Result<Settings, ConfigError> {
@@ -80,6 +83,7 @@ impl Settings {
         if let Ok(url) = std::env::var("DATABASE_URL") {
             environment = environment.merge(("database.url", url));
         }
+        environment = environment.merge(otel_environment(|name| std::env::var(name).ok()));
         Self::layered(file, environment, scope)
     }
 
@@ -134,6 +138,7 @@ impl Settings {
         self.retention.check(&mut problems);
         self.intake.check(self.retention.dedup_days, &mut problems);
         self.console.check(&mut problems);
+        self.telemetry.otlp.check(&mut problems);
         problems
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{ConsoleSettings, IntakeSettings, SecretUrl, SecretsSettings, TargetSettings};
+use super::{
+    ConsoleSettings, IntakeSettings, SecretUrl, SecretsSettings, TargetSettings, TelemetrySettings,
+};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +24,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub secrets: SecretsSettings,
     pub console: ConsoleSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 /// How long stored events are kept (DESIGN §2). Nothing still waiting for a target is ever

@@ -38,3 +38,69 @@ fn an_empty_text_is_the_defaults() {
     let settings = Settings::from_toml_str("", Scope::DatabaseOnly).unwrap();
     assert_eq!(settings.server.path, "/webhook");
 }
+
+#[test]
+fn telemetry_export_is_off_by_default() {
+    let settings = Settings::from_toml_str("", Scope::DatabaseOnly).unwrap();
+    assert!(!settings.telemetry.otlp.enabled);
+}
+
+#[test]
+fn telemetry_an_unknown_otlp_key_is_refused_naming_it() {
+    let text = "[telemetry.otlp]\nenabled = true\nendpiont = \"http://c:4318\"\n";
+    let error = Settings::from_toml_str(text, Scope::DatabaseOnly).unwrap_err();
+    assert!(error.to_string().contains("endpiont"), "{error}");
+}
+
+#[test]
+fn telemetry_a_bad_sampler_and_ratio_are_problems_naming_key_and_variable() {
+    let text = "[telemetry.otlp]\nsampler = \"sometimes\"\nsampler_arg = 1.5\n";
+    let error = Settings::from_toml_str(text, Scope::DatabaseOnly).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("telemetry.otlp.sampler (OTEL_TRACES_SAMPLER)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("telemetry.otlp.sampler_arg (OTEL_TRACES_SAMPLER_ARG)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn telemetry_the_standard_variables_turn_export_on_and_fill_the_section() {
+    let env = |name: &str| {
+        let value = match name {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => "http://collector:4318/",
+            "OTEL_SERVICE_NAME" => "billing-receiver",
+            "OTEL_TRACES_SAMPLER" => "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG" => "0.1",
+            _ => return None,
+        };
+        Some(value.to_owned())
+    };
+    let settings = Settings::layered(None, otel_environment(env), Scope::DatabaseOnly).unwrap();
+    let otlp = &settings.telemetry.otlp;
+    assert!(otlp.enabled);
+    assert_eq!(otlp.traces_url(), "http://collector:4318/v1/traces");
+    assert_eq!(otlp.service_name, "billing-receiver");
+    assert_eq!(otlp.sampler_arg, Some(0.1));
+}
+
+#[test]
+fn telemetry_otel_sdk_disabled_wins_over_an_endpoint() {
+    let env = |name: &str| match name {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4318".to_owned()),
+        "OTEL_SDK_DISABLED" => Some("true".to_owned()),
+        _ => None,
+    };
+    let settings = Settings::layered(None, otel_environment(env), Scope::DatabaseOnly).unwrap();
+    assert!(!settings.telemetry.otlp.enabled);
+}
+
+#[test]
+fn telemetry_a_sampler_arg_that_is_not_a_number_names_the_key() {
+    let env = |name: &str| (name == "OTEL_TRACES_SAMPLER_ARG").then(|| "ten".to_owned());
+    let error = Settings::layered(None, otel_environment(env), Scope::DatabaseOnly).unwrap_err();
+    assert!(error.to_string().contains("sampler_arg"), "{error}");
+}

@@ -1,6 +1,7 @@
 //! Sends a batch of stored events to one target: at most `limit` outstanding at once, each
 //! ending by a deadline, answered in the batch's order. A sealed payload is opened here, just
-//! before it is sent, and only in memory.
+//! before it is sent, and only in memory. Each attempt is a `forward.send` span in the
+//! event's stored trace, and the message carries that span's `traceparent`.
 
 use std::borrow::Cow;
 
@@ -10,11 +11,14 @@ use futures_util::stream::FuturesOrdered;
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::targets::{DeliveryError, Message, Target};
 use crate::sealing::PayloadKeys;
 use crate::signing::sign;
 use crate::store::forwarding::StoredEvent;
+use crate::telemetry::traces::{self, TraceContext};
 
 /// One event on its way to a target.
 pub struct Outgoing<'a> {
@@ -22,13 +26,21 @@ pub struct Outgoing<'a> {
     pub event_type: &'a str,
     pub received_at: OffsetDateTime,
     pub payload: Bytes,
+    /// Which attempt at this target this is, counting this one.
+    pub attempt: i32,
+    /// The trace the event arrived in; `None` for events stored before trace context was.
+    pub trace: Option<TraceContext>,
 }
 
 impl<'a> Outgoing<'a> {
     /// The event with its payload as Audian sent it. A payload that cannot be opened (its
     /// key is not configured, or it does not authenticate) is a permanent failure: it is
     /// logged with the event and key ids, and never sent as it is stored.
-    pub fn open(event: &'a StoredEvent, keys: &PayloadKeys) -> Result<Self, DeliveryError> {
+    pub fn open(
+        event: &'a StoredEvent,
+        attempt: i32,
+        keys: &PayloadKeys,
+    ) -> Result<Self, DeliveryError> {
         let stored = event.payload.as_deref().unwrap_or_default();
         let key_id = event.payload_key_id.as_deref();
         let payload = match keys.open(&event.event_id, key_id, stored) {
@@ -44,6 +56,11 @@ impl<'a> Outgoing<'a> {
             event_type: &event.event_type,
             received_at: event.received_at,
             payload,
+            attempt,
+            trace: event
+                .trace_context
+                .as_deref()
+                .and_then(TraceContext::from_stored),
         })
     }
 }
@@ -53,6 +70,7 @@ impl<'a> Outgoing<'a> {
 /// attempt not acknowledged by `deadline` counts as a retryable failure.
 pub async fn send_batch(
     target: &Target,
+    name: &str,
     events: Vec<Result<Outgoing<'_>, DeliveryError>>,
     limit: usize,
     deadline: Instant,
@@ -64,7 +82,7 @@ pub async fn send_batch(
     loop {
         while in_flight.len() < limit.max(1) {
             let Some(event) = waiting.next() else { break };
-            in_flight.push_back(send_one(target, event, deadline, signing_key));
+            in_flight.push_back(send_one(target, name, event, deadline, signing_key));
         }
         match in_flight.next().await {
             Some(result) => results.push(result),
@@ -75,11 +93,27 @@ pub async fn send_batch(
 
 async fn send_one(
     target: &Target,
+    name: &str,
     event: Result<Outgoing<'_>, DeliveryError>,
     deadline: Instant,
     signing_key: Option<&SecretString>,
 ) -> Result<OffsetDateTime, DeliveryError> {
     let event = event?;
+    let span = tracing::info_span!(
+        "forward.send",
+        target = name,
+        kind = target.kind(),
+        event_id = event.event_id,
+        attempt = event.attempt,
+        outcome = Empty,
+        retryable = Empty,
+        trace_id = Empty,
+        span_id = Empty,
+        otel.status_code = Empty,
+    );
+    traces::adopt(&span, event.trace.as_ref());
+    let own = traces::context_of(&span, event.trace.as_ref());
+    let traceparent = own.parent.to_string();
     let signature = signing_key.map(|key| sign(key.expose_secret().as_bytes(), &event.payload));
     let message = Message {
         event_id: event.event_id,
@@ -87,13 +121,23 @@ async fn send_one(
         received_at: event.received_at,
         payload: &event.payload,
         signature: signature.as_deref(),
+        traceparent: &traceparent,
+        tracestate: own.state.as_deref(),
     };
-    tokio::time::timeout_at(deadline, target.deliver(&message))
+    let result = tokio::time::timeout_at(deadline, target.deliver(&message))
+        .instrument(span.clone())
         .await
         .unwrap_or_else(|_| {
             Err(DeliveryError::retryable(
                 "not acknowledged before the batch's deadline (within the lease)",
             ))
-        })
-        .map(|()| OffsetDateTime::now_utc())
+        });
+    match &result {
+        Ok(()) => span.record("outcome", "delivered"),
+        Err(error) => span
+            .record("outcome", "failed")
+            .record("retryable", error.retryable)
+            .record("otel.status_code", "ERROR"),
+    };
+    result.map(|()| OffsetDateTime::now_utc())
 }

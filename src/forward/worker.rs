@@ -290,8 +290,9 @@ impl Forwarder {
             .map(|e| &e.event)
             .filter(|e| e.payload.is_some() && route.settings.accepts(&e.event_type))
             .collect();
-        let results = self.send(route, &wanted).await;
         let attempts = held.map_or(0, |park| park.attempts) + 1;
+        let tries: Vec<_> = wanted.iter().map(|event| (*event, attempts)).collect();
+        let results = self.send(route, &tries).await;
         if let Some(wait) = self.park(route, &results, attempts) {
             let error = results.iter().find_map(|r| r.as_ref().err());
             let error = error.map_or("", |e| e.message.as_str());
@@ -392,7 +393,7 @@ impl Forwarder {
         if claimed.is_empty() {
             return Ok((Step::default(), false));
         }
-        let events: Vec<_> = claimed.iter().map(|c| &c.event).collect();
+        let events: Vec<_> = claimed.iter().map(|c| (&c.event, c.attempts)).collect();
         let results = self.send(route, &events).await;
         let outcomes: Vec<_> = claimed
             .iter()
@@ -422,12 +423,20 @@ impl Forwarder {
 
     /// Sends a batch; every attempt ends well inside the lease, so no other forwarder takes
     /// over what is still being sent. Each delivery's time since receipt is observed.
-    async fn send(&self, route: &Route, events: &[&StoredEvent]) -> Vec<Result<(), DeliveryError>> {
+    /// `events` are paired with which attempt at the target each is.
+    async fn send(
+        &self,
+        route: &Route,
+        events: &[(&StoredEvent, i32)],
+    ) -> Vec<Result<(), DeliveryError>> {
         let deadline = Instant::now() + self.lease.mul_f64(0.8);
-        let received: Vec<_> = events.iter().map(|e| e.received_at).collect();
-        let outgoing = events.iter().map(|e| Outgoing::open(e, &self.payload_keys));
+        let received: Vec<_> = events.iter().map(|(e, _)| e.received_at).collect();
+        let outgoing = events
+            .iter()
+            .map(|(e, attempt)| Outgoing::open(e, *attempt, &self.payload_keys));
         let results = send_batch(
             &route.target,
+            &route.settings.name,
             outgoing.collect(),
             // Brokers pipeline a whole batch; an HTTP target bounds itself (max_in_flight).
             self.batch_size.max(1) as usize,

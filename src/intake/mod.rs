@@ -1,5 +1,6 @@
 //! The webhook handler: headers, size, signature, media type, I-JSON, envelope, age,
-//! durable record — in that order, so no unauthenticated byte is ever parsed.
+//! durable record (with the request's trace context) — in that order, so no
+//! unauthenticated byte is ever parsed.
 
 mod body;
 mod freshness;
@@ -20,6 +21,7 @@ use crate::signing;
 pub use crate::signing::{Verified, Verifier};
 use crate::store::{EventWriter, NewEvent, Recorded};
 use crate::telemetry::Metrics;
+use crate::telemetry::traces::TraceContext;
 pub use body::BodyBudget;
 pub use freshness::Freshness;
 use refusal::{Drain, Refusal, accepted};
@@ -55,12 +57,14 @@ pub async fn receive(
     State(intake): State<Intake>,
     Extension(ClientAddr(client)): Extension<ClientAddr>,
     drain: Option<Extension<Drain>>,
+    trace: Option<Extension<TraceContext>>,
     version: Version,
     headers: HeaderMap,
     mut body: Body,
 ) -> Response {
     let started = std::time::Instant::now();
-    let result = intake.handle(client, &headers, &mut body).await;
+    let trace = trace.map(|Extension(trace)| trace);
+    let result = intake.handle(client, trace, &headers, &mut body).await;
     let outcome = match &result {
         Ok(Recorded::New) => "accepted",
         Ok(Recorded::Duplicate) => "duplicate",
@@ -84,6 +88,7 @@ impl Intake {
     async fn handle(
         &self,
         client: IpAddr,
+        trace: Option<TraceContext>,
         headers: &HeaderMap,
         body: &mut Body,
     ) -> Result<Recorded, Refusal> {
@@ -111,7 +116,8 @@ impl Intake {
         tracing::Span::current().record("event_id", envelope.id.as_str());
         self.freshness
             .check(envelope.timestamp, time::OffsetDateTime::now_utc())?;
-        let event = self.new_event(envelope, verified, client);
+        let mut event = self.new_event(envelope, verified, client);
+        event.trace_context = trace.map(|trace| trace.to_stored());
         let recorded = self.writer.record(event).await.map_err(|error| {
             tracing::warn!(%error, "event not recorded; answering 503");
             Refusal::Unavailable
@@ -166,6 +172,7 @@ impl Intake {
             event_type: envelope.event_type,
             payload,
             source_ip: Some(client),
+            trace_context: None,
         }
     }
 }

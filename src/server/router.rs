@@ -1,5 +1,5 @@
 //! The public router and its layers: request id, one log line per request (headers that
-//! carry secrets marked sensitive), panic catching, load shedding, the guard. Public so the
+//! carry secrets marked sensitive) in a span joined to Audian's trace, panic catching, load shedding, the guard. Public so the
 //! refusal table can be tested with `oneshot`, without a listener or a database.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use axum::Extension;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, Response, header};
+use axum::middleware::Next;
 use axum::routing::post;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -24,6 +25,7 @@ use crate::intake::refusal::Drain;
 use crate::intake::refusal::Refusal;
 use crate::intake::{self, Intake};
 use crate::telemetry::Metrics;
+use crate::telemetry::traces::{self, TraceContext};
 
 /// `POST {server.path}` → the intake; everything else → 404/405 with the contract's JSON
 /// bodies. The guard's housekeeping task is started here: call it inside a Tokio runtime.
@@ -61,6 +63,7 @@ pub fn public(settings: &ServerSettings, intake: Intake, metrics: Arc<Metrics>) 
                         .on_response(log_response)
                         .on_failure(()),
                 )
+                .layer(axum::middleware::from_fn(stamp_trace))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(CatchPanicLayer::custom(|_| internal_error()))
                 .layer(axum::middleware::from_fn_with_state(shed, shed::check))
@@ -74,14 +77,33 @@ fn request_span<B>(request: &axum::http::Request<B>) -> Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
         client_ip = tracing::field::Empty,
         event_id = tracing::field::Empty,
-    )
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    // Audian's trace, when it sent a valid one, is the exported span's parent: set before
+    // the span is first entered.
+    let incoming = TraceContext::from_headers(request.headers());
+    traces::adopt(&span, incoming.as_ref());
+    span
+}
+
+/// Inside the request span: its own trace context, recorded on it (so every line of the
+/// request carries `trace_id` and `span_id`) and handed to the handler, which stores it.
+async fn stamp_trace(mut request: Request, next: Next) -> axum::response::Response {
+    let incoming = TraceContext::from_headers(request.headers());
+    let context = traces::context_of(&Span::current(), incoming.as_ref());
+    if incoming.is_none() && request.headers().contains_key("traceparent") {
+        tracing::debug!("malformed traceparent ignored; a new trace starts");
+    }
+    request.extensions_mut().insert(context);
+    next.run(request).await
 }
 
 fn log_response<B>(response: &Response<B>, latency: Duration, _span: &Span) {

@@ -27,6 +27,8 @@ pub struct StoredEvent {
     /// The key the payload is sealed under; `None` when it is stored clear.
     pub payload_key_id: Option<String>,
     pub received_at: OffsetDateTime,
+    /// The W3C trace context stored with the event (`None` for events older than it).
+    pub trace_context: Option<String>,
 }
 
 /// An event read from the log, with its place in it.
@@ -142,7 +144,7 @@ pub async fn lease_cursor(
 /// The statement behind [`read_after`]: `$1, $2` after, `$3, $4` until (or NULL), `$5` limit.
 pub const READ_AFTER: &str = "\
     SELECT txid::text::bigint AS txid, seq, event_id, event_type, payload, payload_key_id, \
-           received_at \
+           received_at, trace_context \
     FROM events \
     WHERE (txid, seq) > ($1::bigint::text::xid8, $2) \
       AND ($3::bigint IS NULL OR (txid, seq) <= ($3::bigint::text::xid8, $4)) \
@@ -312,7 +314,7 @@ pub async fn claim_retries(
          FROM due JOIN events AS e USING (event_id) \
          WHERE r.target = $1 AND r.event_id = due.event_id AND e.payload IS NOT NULL \
          RETURNING r.event_id, r.attempts, r.claim, e.event_type, e.payload, e.payload_key_id, \
-                   e.received_at",
+                   e.received_at, e.trace_context",
     )
     .bind(target)
     .bind(limit)

@@ -23,6 +23,8 @@ pub struct NewEvent {
     /// Of the plaintext body, so dedup compares bodies whatever they are stored as.
     pub sha256: [u8; 32],
     pub source_ip: Option<std::net::IpAddr>,
+    /// The request span's W3C trace context, as `TraceContext::to_stored` writes it.
+    pub trace_context: Option<String>,
 }
 
 /// What recording an event found.
@@ -216,11 +218,14 @@ fn by_bytes(batch: Vec<Queued>) -> Vec<Statement> {
 
 const INSERT_BATCH: &str = r#"
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[])
-        AS i(event_id, event_type, payload, payload_sha256, source_ip)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $7::text[])
+        AS i(event_id, event_type, payload, payload_sha256, source_ip, trace_context)
 ), inserted AS (
-    INSERT INTO events (event_id, event_type, payload, payload_sha256, source_ip, payload_key_id)
-    SELECT event_id, event_type, payload, payload_sha256, source_ip::inet, $6::text FROM input
+    INSERT INTO events (event_id, event_type, payload, payload_sha256, source_ip, payload_key_id,
+                        trace_context)
+    SELECT event_id, event_type, payload, payload_sha256, source_ip::inet, $6::text,
+           trace_context
+    FROM input
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
 )
@@ -326,6 +331,7 @@ async fn insert<'a>(
         .bind(columns.hashes)
         .bind(columns.ips)
         .bind(key_id)
+        .bind(columns.traces)
         .fetch_all(pool)
         .await
         .map_err(|error| {
@@ -342,6 +348,7 @@ struct Columns<'a> {
     payloads: Vec<&'a [u8]>,
     hashes: Vec<&'a [u8]>,
     ips: Vec<Option<String>>,
+    traces: Vec<Option<&'a str>>,
 }
 
 impl<'a> Columns<'a> {
@@ -351,6 +358,7 @@ impl<'a> Columns<'a> {
         self.payloads.push(&event.payload);
         self.hashes.push(&event.sha256);
         self.ips.push(event.source_ip.map(|ip| ip.to_string()));
+        self.traces.push(event.trace_context.as_deref());
     }
 }
 
@@ -365,6 +373,7 @@ mod tests {
             payload: Bytes::from(vec![b'x'; len]),
             sha256: [0; 32],
             source_ip: None,
+            trace_context: None,
         };
         let permit = bytes.clone().try_acquire_many_owned(len as u32).unwrap();
         (event, oneshot::channel().0, permit)

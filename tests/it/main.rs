@@ -20,4 +20,5 @@ mod sealing;
 mod secrets_in_config;
 mod targets;
 mod tls;
+mod tracing;
 mod wellformed;

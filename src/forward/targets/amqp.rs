@@ -223,6 +223,10 @@ fn properties(msg: &Message<'_>) -> Result<BasicProperties, DeliveryError> {
     if let Some(signature) = msg.signature {
         put("x-receiver-signature", signature);
     }
+    put("traceparent", msg.traceparent);
+    if let Some(state) = msg.tracestate {
+        put("tracestate", state);
+    }
     let timestamp = u64::try_from(msg.received_at.unix_timestamp()).unwrap_or(0);
     Ok(BasicProperties::default()
         .with_content_type("application/json".into())

@@ -95,9 +95,13 @@ impl HttpTarget {
             .header("X-Audian-Event-Type", msg.event_type)
             .header("Idempotency-Key", msg.event_id)
             .header("X-Audian-Received-At", rfc3339(msg.received_at)?)
+            .header("traceparent", msg.traceparent)
             .body(msg.payload.clone());
         if let Some(signature) = msg.signature {
             request = request.header("X-Receiver-Signature", signature);
+        }
+        if let Some(state) = msg.tracestate {
+            request = request.header("tracestate", state);
         }
         let _slot = self.in_flight.enter().await;
         let response = match request.send().await {

@@ -22,6 +22,10 @@ pub struct Message<'a> {
     pub payload: &'a bytes::Bytes,
     /// hex HMAC-SHA256 of the payload with FORWARD_SIGNING_SECRET, precomputed by the caller; None when signing is off.
     pub signature: Option<&'a str>,
+    /// W3C `traceparent` whose parent is this attempt's `forward.send` span.
+    pub traceparent: &'a str,
+    /// W3C `tracestate` from Audian's request, when it sent one.
+    pub tracestate: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +108,7 @@ pub(crate) fn check_metadata(msg: &Message<'_>) -> Result<(), DeliveryError> {
         ("event id", Some(msg.event_id)),
         ("event type", Some(msg.event_type)),
         ("signature", msg.signature),
+        ("tracestate", msg.tracestate),
     ];
     for (name, value) in fields {
         if value.is_some_and(|v| v.chars().any(char::is_control)) {

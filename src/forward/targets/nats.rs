@@ -144,6 +144,10 @@ fn headers(msg: &Message<'_>) -> Result<HeaderMap, DeliveryError> {
     if let Some(signature) = msg.signature {
         headers.insert("X-Receiver-Signature", signature);
     }
+    headers.insert("traceparent", msg.traceparent);
+    if let Some(state) = msg.tracestate {
+        headers.insert("tracestate", state);
+    }
     Ok(headers)
 }
 

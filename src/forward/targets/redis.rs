@@ -75,6 +75,10 @@ impl RedisTarget {
         if let Some(signature) = msg.signature {
             command.arg("signature").arg(signature);
         }
+        command.arg("traceparent").arg(msg.traceparent);
+        if let Some(state) = msg.tracestate {
+            command.arg("tracestate").arg(state);
+        }
         let mut connection = self.manager()?.clone();
         let entry_id: String = command.query_async(&mut connection).await.map_err(|e| {
             let text = self.redactor.scrub(error_chain(&e));

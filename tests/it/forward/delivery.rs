@@ -86,6 +86,7 @@ async fn every_target_kind_receives_every_event_exactly_once_with_the_original_b
             id: r.event_id(),
             payload: r.body.to_vec(),
             signature: r.header("x-receiver-signature"),
+            traceparent: r.header("traceparent"),
         })
         .collect();
     assert_each_once("http", &http, &bodies);

@@ -30,8 +30,13 @@ pub fn message<'a>(
         received_at: time::macros::datetime!(2024-05-01 12:34:56.789 UTC),
         payload,
         signature,
+        traceparent: TRACEPARENT,
+        tracestate: None,
     }
 }
+
+/// The `traceparent` every test message carries.
+pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 pub const RECEIVED_AT: &str = "2024-05-01T12:34:56.789Z";
 

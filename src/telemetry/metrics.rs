@@ -1,4 +1,4 @@
-//! Logs (tracing, pretty or JSON) and Prometheus metrics.
+//! Prometheus metrics: every series the service exports, registered once per application.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -9,24 +9,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
-use tracing_subscriber::EnvFilter;
-
-use crate::config::{LogFormat, LogSettings};
-
-/// Installs the global subscriber. `RUST_LOG` overrides the configured level.
-pub fn init_tracing(settings: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second init (tests) is harmless: keep the first subscriber.
-    let _ = match settings.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.try_init(),
-    };
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
@@ -235,6 +217,11 @@ impl Metrics {
             "Bytes of refused requests' bodies read and discarded so that HTTP/2 streams end cleanly",
             Unit::Bytes,
             drained_bytes.clone(),
+        );
+        registry.register(
+            "otlp_spans_dropped",
+            "Spans not exported, by reason: queue_full (telemetry.otlp.queue_size spans already waiting), export_failed (the collector did not take them within telemetry.otlp.timeout_ms)",
+            super::export::spans_dropped(),
         );
         registry.register(
             "events_without_timestamp",
