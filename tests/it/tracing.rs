@@ -5,7 +5,7 @@
 
 use crate::fixtures::{
     AMQP_ADDR, AmqpQueue, Binary, Collector, ExportedSpan, JsStream, NATS_ADDR, REDIS_ADDR,
-    RedisStream, SECRET, Served, Sink, TestApp, amqp_url, event, eventually, free_port,
+    RedisStream, SECRET, Served, Sink, TestApp, event, eventually, free_port,
 };
 use crate::forward::{amqp_target, fast, http_target, nats_target, redis_target};
 use audian_receiver::signing::sign;
@@ -31,7 +31,8 @@ async fn serve(endpoint: &str, targets: &str, log: &str) -> Served {
     let binary = Binary::new()
         .env("AUDIAN_WEBHOOK_SECRET", SECRET)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-        .env("OTEL_SERVICE_NAME", "receiver-under-test");
+        .env("OTEL_SERVICE_NAME", "receiver-under-test")
+        .env("AMQP_PASSWORD", "guest");
     let toml = format!("{FORWARD}[log]\nformat = \"json\"\nlevel = {log:?}\n{targets}");
     Served::start(binary, &toml).await
 }
@@ -105,7 +106,8 @@ async fn a_request_with_audians_traceparent_is_one_trace_from_request_to_every_t
     let targets = [
         http_section("web", &sink.url),
         format!("[[forward.targets]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"nats://{NATS_ADDR}\"\nsubject = {:?}\n", js.subject("{type}")),
-        format!("[[forward.targets]]\nname = \"queue\"\nkind = \"amqp\"\nurl = {:?}\nexchange = {:?}\nrouting_key = \"{{type}}\"\n", amqp_url(AMQP_ADDR), amqp.exchange),
+        // The password comes from the environment, as the file may not hold one.
+        format!("[[forward.targets]]\nname = \"queue\"\nkind = \"amqp\"\nurl = \"amqp://guest:${{AMQP_PASSWORD}}@{AMQP_ADDR}/%2f\"\nexchange = {:?}\nrouting_key = \"{{type}}\"\n", amqp.exchange),
         format!("[[forward.targets]]\nname = \"stream\"\nkind = \"redis\"\nurl = \"redis://{REDIS_ADDR}/\"\nstream = {:?}\n", redis.name),
     ]
     .concat();
