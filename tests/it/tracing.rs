@@ -23,7 +23,17 @@ const FORWARD: &str = "[forward]\npoll_interval_ms = 100\nbackoff_initial_ms = 2
                        [telemetry.otlp]\ninterval_ms = 100\ntimeout_ms = 500\n";
 
 fn http_section(name: &str, url: &str) -> String {
-    format!("[[forward.targets]]\nname = {name:?}\nkind = \"http\"\nurl = {url:?}\n")
+    section(name, "http", url, &[])
+}
+
+/// A `[[forward.targets]]` entry of the configuration file.
+fn section(name: &str, kind: &str, url: &str, keys: &[(&str, &str)]) -> String {
+    let mut toml =
+        format!("[[forward.targets]]\nname = {name:?}\nkind = {kind:?}\nurl = {url:?}\n");
+    for (key, value) in keys {
+        toml.push_str(&format!("{key} = {value:?}\n"));
+    }
+    toml
 }
 
 /// The binary exporting to `endpoint` (set as `OTEL_EXPORTER_OTLP_ENDPOINT`).
@@ -103,12 +113,20 @@ async fn a_request_with_audians_traceparent_is_one_trace_from_request_to_every_t
         AmqpQueue::new("#").await,
         RedisStream::new().await,
     );
+    let nats = format!("nats://{NATS_ADDR}");
+    // The password comes from the environment: the file may not hold one.
+    let rabbit = format!("amqp://guest:${{AMQP_PASSWORD}}@{AMQP_ADDR}/%2f");
+    let redis_url = format!("redis://{REDIS_ADDR}/");
     let targets = [
         http_section("web", &sink.url),
-        format!("[[forward.targets]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"nats://{NATS_ADDR}\"\nsubject = {:?}\n", js.subject("{type}")),
-        // The password comes from the environment, as the file may not hold one.
-        format!("[[forward.targets]]\nname = \"queue\"\nkind = \"amqp\"\nurl = \"amqp://guest:${{AMQP_PASSWORD}}@{AMQP_ADDR}/%2f\"\nexchange = {:?}\nrouting_key = \"{{type}}\"\n", amqp.exchange),
-        format!("[[forward.targets]]\nname = \"stream\"\nkind = \"redis\"\nurl = \"redis://{REDIS_ADDR}/\"\nstream = {:?}\n", redis.name),
+        section("bus", "nats", &nats, &[("subject", &js.subject("{type}"))]),
+        section(
+            "queue",
+            "amqp",
+            &rabbit,
+            &[("exchange", &amqp.exchange), ("routing_key", "{type}")],
+        ),
+        section("stream", "redis", &redis_url, &[("stream", &redis.name)]),
     ]
     .concat();
     let served = serve(&collector.endpoint, &targets, "info").await;
@@ -118,6 +136,9 @@ async fn a_request_with_audians_traceparent_is_one_trace_from_request_to_every_t
     assert_eq!(request.trace_id, AUDIAN_TRACE);
     assert_eq!(request.parent_span_id, AUDIAN_SPAN);
     assert_eq!(request.service, "receiver-under-test");
+    let finished = served.receiver.wait_for_log("request finished").await;
+    assert_eq!(finished["span"]["trace_id"], AUDIAN_TRACE, "{finished}");
+    assert_eq!(finished["span"]["span_id"], request.span_id.as_str());
     let kinds = ["web", "bus", "queue", "stream"];
     let sends = delivery_spans(&collector, AUDIAN_TRACE, &kinds, delivered).await;
     for send in &sends {
@@ -222,6 +243,8 @@ async fn a_retried_delivery_joins_the_original_trace() {
             .any(|s| s.attribute("outcome") == Some("failed"))
     };
     delivery_spans(&collector, AUDIAN_TRACE, &["later"], failed).await;
+    let line = served.receiver.wait_for_log("forward failed").await;
+    assert_eq!(line["span"]["trace_id"], AUDIAN_TRACE, "{line}");
 
     let _sink = Sink::start_on_port(port).await;
     let sends = delivery_spans(&collector, AUDIAN_TRACE, &["later"], delivered).await;
