@@ -210,3 +210,39 @@ async fn send(exporter: &opentelemetry_otlp::SpanExporter, batch: Vec<SpanData>)
         tracing::debug!(%error, spans = n, "span export failed; spans dropped");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{Span as _, Tracer as _};
+
+    use super::*;
+
+    fn dropped(reason: &'static str) -> u64 {
+        DROPPED.get_or_create(&ReasonLabel { reason }).get()
+    }
+
+    #[test]
+    fn telemetry_a_full_queue_drops_and_counts_spans_instead_of_waiting() {
+        let (queue, _waiting) = mpsc::channel(1);
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(Queue { queue })
+            .build();
+        let tracer = provider.tracer("test");
+        let before = dropped("queue_full");
+        for _ in 0..3 {
+            tracer.start("work").end();
+        }
+        assert!(dropped("queue_full") - before >= 2);
+    }
+
+    #[test]
+    fn telemetry_spans_that_are_not_sampled_are_never_queued() {
+        let (queue, mut waiting) = mpsc::channel(8);
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(Queue { queue })
+            .with_sampler(Sampler::AlwaysOff)
+            .build();
+        provider.tracer("test").start("work").end();
+        assert!(waiting.try_recv().is_err());
+    }
+}
