@@ -4,8 +4,8 @@
 #   docker build -t audian-receiver .
 #   docker run -p 8443:8443 -e AUDIAN_WEBHOOK_SECRET=... -e DATABASE_URL=... \
 #     -v /path/to/tls:/etc/audian-receiver/tls:ro audian-receiver
-# Nothing here is built on this project's CI machine (no engine): CI runs hadolint on this
-# file and the same `cargo build --release --locked` as below.
+# CI builds this file unchanged with podman (`podman build --format docker --pull=never`, on
+# local stand-ins for the two base images) and runs the image: scripts/container-check.sh.
 
 # Build on Debian 12 (bookworm), the same glibc as the runtime image. Keep the Rust version
 # at or above Cargo.toml's rust-version.

@@ -24,6 +24,16 @@ pub struct ConfigArg {
     pub config: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Ask /healthz (the process serves) instead of /readyz (it also reaches its database
+    /// with migrations applied).
+    #[arg(long)]
+    pub live: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve webhooks over HTTPS (and the admin listener) until SIGTERM/SIGINT.
@@ -36,9 +46,9 @@ pub enum Command {
     Sign,
     /// Run one retention sweep now (what `serve` does every retention.sweep_interval_s).
     Purge(ConfigArg),
-    /// Exit 0 when the admin listener's /healthz answers 2xx within 2 s, else 1 (a container
-    /// HEALTHCHECK). Reads only admin.listen: no secret or database needed.
-    Healthcheck(ConfigArg),
+    /// Exit 0 when the admin listener's /readyz (or /healthz with --live) answers 2xx within
+    /// 2 s, else 1 (the image's HEALTHCHECK). Reads only admin.listen: no secret or database.
+    Healthcheck(HealthcheckArgs),
     /// Inspect and replay forwarded events.
     Events {
         #[command(flatten)]

@@ -39,7 +39,7 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Healthcheck(args) => {
             println!(
                 "{}",
-                commands::healthcheck::run(args.config.as_deref()).await?
+                commands::healthcheck::run(args.config.config.as_deref(), args.live).await?
             );
             Ok(())
         }

@@ -1,6 +1,8 @@
 //! `healthcheck`: the container engine's probe of the process serving beside it. It asks the
-//! admin listener's `/healthz` and needs nothing else: no secret, no database, no certificate,
-//! no shell tool in the image.
+//! admin listener's `/readyz` (or `/healthz` with `--live`) and needs nothing else: no secret,
+//! no database, no certificate, no shell tool in the image. `/readyz` is the default because a
+//! receiver that cannot reach its database answers every event 503: the engine should show it
+//! unhealthy, and a load balancer that reads the engine's status should send it nothing.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -14,10 +16,10 @@ use crate::config::{ConfigError, Scope, Settings};
 /// The probe's whole budget: connecting, asking and reading the answer.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Exit 0 (and one line on stdout) when `/healthz` answers 2xx within [`TIMEOUT`]. Every
-/// failure, a bad configuration included, is a [`CommandError::Runtime`] (exit 1): Docker
-/// reserves a health command's exit 2.
-pub async fn run(path: Option<&Path>) -> Result<String, CommandError> {
+/// Exit 0 (and one line on stdout) when `/readyz` (`/healthz` if `live`) answers 2xx within
+/// [`TIMEOUT`]. Every failure, a bad configuration included, is a [`CommandError::Runtime`]
+/// (exit 1): Docker reserves a health command's exit 2.
+pub async fn run(path: Option<&Path>, live: bool) -> Result<String, CommandError> {
     let settings = Settings::load(path, Scope::AdminOnly)
         .map_err(|error| anyhow!("configuration: {}", one_line(error)))?;
     let listen = settings.admin.listen;
@@ -27,7 +29,8 @@ pub async fn run(path: Option<&Path>) -> Result<String, CommandError> {
         )
         .into());
     }
-    let url = format!("http://{}/healthz", probe_address(listen));
+    let endpoint = if live { "healthz" } else { "readyz" };
+    let url = format!("http://{}/{endpoint}", probe_address(listen));
     let client = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .no_proxy()

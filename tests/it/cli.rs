@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
+use audian_receiver::config::SecretUrl;
 use audian_receiver::signing::sign;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::fixtures::{
-    Binary, PATIENCE, Run, SECRET, Sink, TestApp, TestCerts, TestDb, event, free_port,
+    Binary, PATIENCE, POSTGRES_ADDR, Proxy, Run, SECRET, Sink, TestApp, TestCerts, TestDb, event,
+    eventually, free_port,
 };
 
 /// The binary with the webhook secret set, as every command but `sign` without it needs.
@@ -201,9 +203,14 @@ async fn migrate_and_events_do_not_need_the_listener_certificate() {
 /// and no secret, `DATABASE_URL` or certificate (tls.mode is the default "rustls" and the
 /// certificate files do not exist).
 async fn healthcheck(admin_listen: &str) -> Run {
+    healthcheck_with(admin_listen, &[]).await
+}
+
+async fn healthcheck_with(admin_listen: &str, extra: &[&str]) -> Run {
     let binary = Binary::new();
     let config = binary.write_config(&format!("[admin]\nlisten = {admin_listen:?}\n"));
-    binary.run(&["healthcheck", "--config", &config]).await
+    let args = [&["healthcheck", "--config", &config][..], extra].concat();
+    binary.run(&args).await
 }
 
 /// A failed probe is one line on stderr naming the URL it asked, and exit 1.
@@ -221,8 +228,46 @@ async fn healthcheck_exits_0_when_the_admin_listener_answers() {
     assert_eq!(run.code, Some(0), "{run}");
     assert_eq!(
         run.stdout.trim(),
+        format!("{}/readyz answered 200 OK", app.admin)
+    );
+    let live = healthcheck_with(admin, &["--live"]).await;
+    assert_eq!(live.code, Some(0), "{live}");
+    assert_eq!(
+        live.stdout.trim(),
         format!("{}/healthz answered 200 OK", app.admin)
     );
+}
+
+/// The image's HEALTHCHECK turns unhealthy while the database is unreachable (every event
+/// would get 503) and healthy again when it returns; `--live` stays healthy throughout.
+#[tokio::test]
+async fn healthcheck_is_unhealthy_while_the_database_is_cut_and_healthy_after() {
+    let proxy = Proxy::start(POSTGRES_ADDR).await;
+    let via = proxy.addr();
+    let app = TestApp::spawn_through_db(move |db, s| {
+        s.database.url = SecretUrl::new(&db.url_via(&via));
+        s.database.acquire_timeout_ms = 500;
+    })
+    .await;
+    let admin = app.admin.trim_start_matches("http://").to_owned();
+    assert_eq!(healthcheck(&admin).await.code, Some(0));
+
+    proxy.cut();
+    let run = eventually("healthcheck to report the cut database", || async {
+        let run = healthcheck(&admin).await;
+        (run.code == Some(1)).then_some(run)
+    })
+    .await;
+    assert_unhealthy(&run, &format!("{}/readyz", app.admin));
+    assert!(run.stderr.contains("503"), "{run}");
+    let live = healthcheck_with(&admin, &["--live"]).await;
+    assert_eq!(live.code, Some(0), "--live with the database cut: {live}");
+
+    proxy.restore();
+    eventually("healthcheck to pass once the database is back", || async {
+        (healthcheck(&admin).await.code == Some(0)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -241,7 +286,7 @@ async fn healthcheck_reaches_an_admin_listener_on_every_interface_through_loopba
     assert_eq!(run.code, Some(0), "{run}\n{receiver}");
     assert!(
         run.stdout
-            .contains(&format!("http://127.0.0.1:{port}/healthz")),
+            .contains(&format!("http://127.0.0.1:{port}/readyz")),
         "{run}"
     );
 }
@@ -250,16 +295,16 @@ async fn healthcheck_reaches_an_admin_listener_on_every_interface_through_loopba
 async fn healthcheck_against_an_address_nobody_listens_on_exits_1_naming_it() {
     let port = free_port();
     let run = healthcheck(&format!("127.0.0.1:{port}")).await;
-    assert_unhealthy(&run, &format!("http://127.0.0.1:{port}/healthz"));
+    assert_unhealthy(&run, &format!("http://127.0.0.1:{port}/readyz"));
 }
 
 #[tokio::test]
 async fn healthcheck_exits_1_when_the_answer_is_not_2xx() {
-    // Something else holds the port: the sink answers 404 to /healthz.
+    // Something else holds the port: the sink answers 404 to /readyz.
     let sink = Sink::start().await;
     let addr = sink.url_for("").trim_start_matches("http://").to_owned();
     let run = healthcheck(&addr).await;
-    assert_unhealthy(&run, &format!("http://{addr}/healthz"));
+    assert_unhealthy(&run, &format!("http://{addr}/readyz"));
     assert!(run.stderr.contains("404"), "{run}");
 }
 
@@ -269,7 +314,7 @@ async fn healthcheck_gives_up_on_a_listener_that_never_answers() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let run = healthcheck(&addr.to_string()).await;
-    assert_unhealthy(&run, &format!("http://{addr}/healthz"));
+    assert_unhealthy(&run, &format!("http://{addr}/readyz"));
     assert!(run.stderr.contains("timed out"), "{run}");
 }
 
