@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use audian_receiver::config::SecretUrl;
 use audian_receiver::signing::sign;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -243,12 +242,7 @@ async fn healthcheck_exits_0_when_the_admin_listener_answers() {
 #[tokio::test]
 async fn healthcheck_is_unhealthy_while_the_database_is_cut_and_healthy_after() {
     let proxy = Proxy::start(POSTGRES_ADDR).await;
-    let via = proxy.addr();
-    let app = TestApp::spawn_through_db(move |db, s| {
-        s.database.url = SecretUrl::new(&db.url_via(&via));
-        s.database.acquire_timeout_ms = 500;
-    })
-    .await;
+    let app = TestApp::spawn_via(&proxy).await;
     let admin = app.admin.trim_start_matches("http://").to_owned();
     assert_eq!(healthcheck(&admin).await.code, Some(0));
 

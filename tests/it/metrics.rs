@@ -3,7 +3,7 @@
 //! the previous secret, a delivery, a target that is down, a database that goes away. The
 //! backlog gauges are refreshed every few seconds, so every wait is [`eventually`].
 
-use audian_receiver::config::{SecretUrl, TargetSettings};
+use audian_receiver::config::TargetSettings;
 use audian_receiver::signing::sign;
 
 use crate::fixtures::{
@@ -206,13 +206,7 @@ async fn a_down_target_shows_a_growing_backlog_and_with_one_attempt_a_dead_deliv
 #[tokio::test]
 async fn a_database_cut_moves_db_errors() {
     let proxy = Proxy::start(POSTGRES_ADDR).await;
-    let via = proxy.addr();
-    let app = TestApp::spawn_through_db(move |db, s| {
-        s.database.url = SecretUrl::new(&db.url_via(&via));
-        s.database.acquire_timeout_ms = 500;
-        s.database.write_timeout_ms = 1_000;
-    })
-    .await;
+    let app = TestApp::spawn_via(&proxy).await;
     post_ok(&app, &event("evt_m_before_cut")).await;
     let errors = "audian_receiver_db_errors_total";
     let before = scrape(&app).await;

@@ -1,14 +1,12 @@
 //! A database that goes away: the receiver answers 503 with Retry-After, never 200, and
 //! recovers by itself. The outage is a cut TCP proxy, never a stopped shared Postgres.
 
-use audian_receiver::config::SecretUrl;
-
 use crate::fixtures::{POSTGRES_ADDR, Proxy, TestApp, assert_answer, event, eventually};
 
 #[tokio::test]
 async fn answers_503_while_the_database_is_unreachable_and_recovers_after() {
     let proxy = Proxy::start(POSTGRES_ADDR).await;
-    let app = spawn_through(&proxy).await;
+    let app = TestApp::spawn_via(&proxy).await;
 
     assert_answer(
         app.post_signed(&event("evt_before")).await,
@@ -45,14 +43,4 @@ async fn answers_503_while_the_database_is_unreachable_and_recovers_after() {
     .await;
     assert_eq!(app.count_events("evt_during").await, 1);
     assert_eq!(app.count_events("evt_before").await, 1);
-}
-
-async fn spawn_through(proxy: &Proxy) -> TestApp {
-    let via = proxy.addr();
-    TestApp::spawn_through_db(move |db, s| {
-        s.database.url = SecretUrl::new(&db.url_via(&via));
-        s.database.acquire_timeout_ms = 500;
-        s.database.write_timeout_ms = 1_000;
-    })
-    .await
 }
