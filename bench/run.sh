@@ -6,6 +6,8 @@
 #                          c. receiver + one NATS target, d. receiver + http, nats, amqp, redis,
 #                          e. (only when named in BENCH_PHASES) c plus an HTTP target that is
 #                          down, to compare the healthy target's rate with c
+#                          otlp (only when named) b with trace export on, 10 % sampled
+#                          (traceidratio 0.1), to bench_sink's OTLP/HTTP endpoint
 #   bench/run.sh --big     the same, then b and c again over a log of 10M stored events
 #
 # Besides the rates, a second table: for every phase the CPU per accepted event of the
@@ -74,7 +76,7 @@ done
 ((DURATION > 0 && CONNECTIONS > 0 && PREFILL_ROWS > 0)) ||
     die "BENCH_DURATION, BENCH_CONNECTIONS and BENCH_PREFILL_ROWS must be > 0"
 for phase in $PHASES; do
-    case $phase in bare | intake | nats | all | dead) ;; *) die "BENCH_PHASES: unknown phase '$phase'" ;; esac
+    case $phase in bare | intake | nats | all | dead | otlp) ;; *) die "BENCH_PHASES: unknown phase '$phase'" ;; esac
 done
 if [[ $BIG == 1 ]]; then
     PHASES="$PHASES intake-big nats-big"
@@ -330,6 +332,7 @@ label_of() {
         nats) echo "c. receiver, 1 NATS target" ;;
         all) echo "d. receiver, 4 targets" ;;
         dead) echo "e. receiver, 1 NATS target + 1 dead HTTP target" ;;
+        otlp) echo "b′. receiver, no target, OTLP export 10 % sampled" ;;
         intake-big) echo "b. receiver, no target, $(human_count "$PREFILL_ROWS") stored" ;;
         nats-big) echo "c. receiver, 1 NATS target, $(human_count "$PREFILL_ROWS") stored" ;;
     esac
@@ -350,8 +353,15 @@ phase_config() {
 
 run_phase() {
     local phase=$1 tag="${1//-/_}_$RUN_ID" config="" targets="" tagged=0 server_log server requests
+    local otlp=0 server_env=()
     case $phase in
         intake | intake-big) config=bench/intake.toml ;;
+        # Trace export on, by the standard variables, to bench_sink's /v1/traces.
+        otlp)
+            config=bench/intake.toml otlp=1
+            server_env=(OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9999
+                OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.1)
+            ;;
         nats | nats-big) config=bench/nats.toml targets="nats" tagged=1 ;;
         all) config=bench/forward.toml targets="http nats amqp redis" tagged=3 ;;
         # The HTTP target's port refuses connections: every event fails there and joins its
@@ -362,13 +372,15 @@ run_phase() {
     log "phase ${LABEL[$phase]}"
 
     local sink=""
-    if [[ -n $targets ]]; then
+    if [[ -n $targets ]] || ((otlp)); then
         "$BIN/bench_sink" --tag "$tag" --print-every 0 >"$RUN_DIR/$phase.sink.log" 2>&1 &
         sink=$!
         STARTED+=("$sink")
         wait_for 30 "bench_sink" "$sink" "$RUN_DIR/$phase.sink.log" http_get 9999 /counts >/dev/null
-        phase_config "$config" "$tag" "$RUN_DIR/$phase.toml" "$tagged"
-        config=$RUN_DIR/$phase.toml
+        if [[ -n $targets ]]; then
+            phase_config "$config" "$tag" "$RUN_DIR/$phase.toml" "$tagged"
+            config=$RUN_DIR/$phase.toml
+        fi
     fi
 
     local since="-infinity"
@@ -383,7 +395,7 @@ run_phase() {
         requests=$((MAX_RATE * DURATION))
         case $phase in *-big) prefilled_database ;; *) fresh_database ;; esac
         since=$("${PSQL[@]}" -d "$DB" -c "SELECT coalesce(max(received_at), '-infinity') FROM events")
-        "$BIN/audian-receiver" serve --config "$config" >"$server_log" 2>&1 &
+        env "${server_env[@]}" "$BIN/audian-receiver" serve --config "$config" >"$server_log" 2>&1 &
         server=$!
         STARTED+=("$server")
         wait_for 60 "audian-receiver" "$server" "$server_log" http_get 9090 /readyz >/dev/null
@@ -518,6 +530,12 @@ run_phase() {
         log "  $(thousands "$stored") events stored; destinations: $(http_get 9999 /counts || echo '?')"
     fi
 
+    if ((otlp)); then
+        local dropped
+        read_counts || die "bench_sink /counts did not answer"
+        dropped=$(http_get 9090 /metrics | awk '/^audian_receiver_otlp_spans_dropped_total/ { n += $2 } END { print n + 0 }')
+        NOTES+=("${LABEL[$phase]}: the collector took $(thousands "${COUNT[otlp_requests]}") export requests, $(thousands $((COUNT[otlp_bytes] / 1024))) KiB; spans dropped by the receiver: $dropped")
+    fi
     local hwm
     hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$server/status")
     RSS[$phase]=$(awk -v kb="$hwm" 'BEGIN { printf "%.1f MiB", kb / 1024 }')
@@ -548,7 +566,7 @@ pg_version=$("${PSQL[@]}" -d postgres -c 'SHOW server_version' 2>/dev/null | cut
         vs_intake="–"
         if [[ -n ${RATE[bare]:-} ]]; then vs_bare=$(ratio "${RATE[$phase]}" "${RATE[bare]}"); fi
         case $phase in
-            nats | all | dead) base=intake ;;
+            nats | all | dead | otlp) base=intake ;;
             nats-big) base=intake-big ;;
             *) base="" ;;
         esac

@@ -2,7 +2,7 @@
 //! `bench/nats.toml`) need (a JetStream stream, a RabbitMQ queue bound to the exchange, an
 //! empty Redis stream), serves the HTTP sink they post to, and counts what each destination
 //! holds: printed every few seconds, and served as one line at `GET /counts`
-//! (`http=N nats=N amqp=N redis=N`) for `bench/run.sh`, which polls it. On Ctrl-C or SIGTERM
+//! (`http=N nats=N amqp=N redis=N otlp_requests=N otlp_bytes=N`) for `bench/run.sh`, which polls it. On Ctrl-C or SIGTERM
 //! it removes what it created.
 //!
 //! `cargo run --release --example bench_sink [-- --tag TAG]`
@@ -81,13 +81,16 @@ impl Names {
 struct Destinations {
     names: Arc<Names>,
     http_received: Arc<AtomicU64>,
+    /// OTLP/HTTP export requests taken at `/v1/traces`, and their body bytes.
+    otlp_requests: Arc<AtomicU64>,
+    otlp_bytes: Arc<AtomicU64>,
     js: jetstream::Context,
     channel: lapin::Channel,
     redis: redis::aio::MultiplexedConnection,
 }
 
 impl Destinations {
-    /// `http=N nats=N amqp=N redis=N`.
+    /// `http=N nats=N amqp=N redis=N otlp_requests=N otlp_bytes=N`.
     async fn counts(&self) -> anyhow::Result<String> {
         let names = &self.names;
         let nats = self
@@ -112,7 +115,11 @@ impl Destinations {
             .query_async(&mut self.redis.clone())
             .await?;
         let http = self.http_received.load(Ordering::Relaxed);
-        Ok(format!("http={http} nats={nats} amqp={amqp} redis={redis}"))
+        let otlp_requests = self.otlp_requests.load(Ordering::Relaxed);
+        let otlp_bytes = self.otlp_bytes.load(Ordering::Relaxed);
+        Ok(format!(
+            "http={http} nats={nats} amqp={amqp} redis={redis} otlp_requests={otlp_requests} otlp_bytes={otlp_bytes}"
+        ))
     }
 }
 
@@ -182,17 +189,34 @@ async fn main() -> anyhow::Result<()> {
     let destinations = Destinations {
         names: names.clone(),
         http_received: Arc::new(AtomicU64::new(0)),
+        otlp_requests: Arc::new(AtomicU64::new(0)),
+        otlp_bytes: Arc::new(AtomicU64::new(0)),
         js: js.clone(),
         channel: channel.clone(),
         redis: redis.clone(),
     };
     let counter = destinations.http_received.clone();
+    let (otlp_requests, otlp_bytes) = (
+        destinations.otlp_requests.clone(),
+        destinations.otlp_bytes.clone(),
+    );
     let app = axum::Router::new()
         .route(
             "/sink",
             axum::routing::post(move || {
                 counter.fetch_add(1, Ordering::Relaxed);
                 async { "ok" }
+            }),
+        )
+        // An OTLP/HTTP collector that takes every export and keeps nothing: the receiver's
+        // trace export under load (`bench/run.sh`, phase `otlp`) costs what it would with a
+        // real collector on the other end, less the collector's own work.
+        .route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                otlp_requests.fetch_add(1, Ordering::Relaxed);
+                otlp_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                async { "" }
             }),
         )
         .route(
