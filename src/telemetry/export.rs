@@ -106,6 +106,12 @@ impl Export {
             .with_tracer(self.tracer.clone())
             .with_threads(false)
             .with_location(false)
+            // Neither is used here, and each costs every request two clock reads or a
+            // context attach/detach per poll of its future, sampled or not (bench/run.sh,
+            // phase otlp): no busy_ns/idle_ns attributes, and nothing reads
+            // opentelemetry's Context::current() (traces.rs asks the span itself).
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
     }
 
     /// Sends what is queued, within `deadline`; spans ended after this are dropped.
