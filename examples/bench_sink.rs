@@ -2,8 +2,9 @@
 //! `bench/nats.toml`) need (a JetStream stream, a RabbitMQ queue bound to the exchange, an
 //! empty Redis stream), serves the HTTP sink they post to, and counts what each destination
 //! holds: printed every few seconds, and served as one line at `GET /counts`
-//! (`http=N nats=N amqp=N redis=N otlp_requests=N otlp_bytes=N`) for `bench/run.sh`, which polls it. On Ctrl-C or SIGTERM
-//! it removes what it created.
+//! (`http=N nats=N amqp=N redis=N otlp_requests=N otlp_bytes=N`) for `bench/run.sh`, which
+//! polls it. It also takes OTLP/HTTP trace exports at `/v1/traces` (counted, not kept). On
+//! Ctrl-C or SIGTERM it removes what it created.
 //!
 //! `cargo run --release --example bench_sink [-- --tag TAG]`
 //!
