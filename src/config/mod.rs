@@ -49,7 +49,9 @@ pub enum ConfigError {
     #[error(
         "secrets are never read from the configuration file ({0}); set them in the environment \
          (AUDIAN_WEBHOOK_SECRET, AUDIAN_WEBHOOK_PREVIOUS_SECRET, FORWARD_SIGNING_SECRET, \
-         AUDIAN_PAYLOAD_KEYS, AUDIAN_CONSOLE_TOKEN) or in files named by the matching *_FILE variables"
+         AUDIAN_PAYLOAD_KEYS, AUDIAN_CONSOLE_TOKEN; a Kafka target's SASL password in the \
+         variable its `sasl_password_env` names, KAFKA_SASL_PASSWORD by default) or in files \
+         named by the matching *_FILE variables"
     )]
     SecretInFile(String),
     #[error(
@@ -180,7 +182,7 @@ fn describe_figment_error(error: figment::Error, file: Option<&Figment>) -> Conf
         if let Some(key) = secret_key(&e) {
             return ConfigError::SecretInFile(key);
         }
-        name_the_target_key(&mut e);
+        name_the_target_key(&mut e, file);
         let place = match &e.metadata {
             Some(meta) => match &meta.source {
                 Some(source) => format!(" (from {source})"),
@@ -207,7 +209,8 @@ fn secret_key(e: &figment::Error) -> Option<String> {
         if key.last() != Some(field) {
             key.push(field.clone());
         }
-        if field.to_ascii_lowercase().contains("secret") {
+        let lower = field.to_ascii_lowercase();
+        if lower.contains("secret") || lower.contains("password") {
             return Some(key.join("."));
         }
     }
@@ -220,9 +223,9 @@ fn secret_key(e: &figment::Error) -> Option<String> {
 /// internal tag, flattened into the entry), so their errors stop at the target. Put back
 /// the key the error is about where it says which, and expect the keys every kind has
 /// beside the kind's own.
-fn name_the_target_key(e: &mut figment::Error) {
+fn name_the_target_key(e: &mut figment::Error, file: Option<&Figment>) {
     use figment::error::Kind;
-    let [forward, targets, _] = e.path.as_slice() else {
+    let [forward, targets, index] = e.path.as_slice() else {
         return;
     };
     if forward != "forward" || targets != "targets" {
@@ -242,7 +245,25 @@ fn name_the_target_key(e: &mut figment::Error) {
             e.path.push(field.clone());
             e.kind = Kind::Message(message);
         }
-        Kind::UnknownVariant(..) => e.path.push("kind".to_owned()),
+        Kind::UnknownVariant(_, expected) if expected.contains(&"http") => {
+            e.path.push("kind".to_owned())
+        }
+        // Another of the kind's enumerated keys (compression, say): the key holding the value.
+        Kind::UnknownVariant(found, _) => {
+            let key = index.parse::<usize>().ok().and_then(|i| {
+                let targets = file?
+                    .extract_inner::<Vec<figment::value::Dict>>("forward.targets")
+                    .ok()?;
+                let (key, _) = targets
+                    .get(i)?
+                    .iter()
+                    .find(|(_, value)| value.as_str() == Some(found.as_str()))?;
+                Some(key.clone())
+            });
+            if let Some(key) = key {
+                e.path.push(key);
+            }
+        }
         _ => {}
     }
 }

@@ -185,8 +185,8 @@ mod tests {
 
     #[test]
     fn an_unknown_kind_is_refused() {
-        let err = parse("name = \"k\"\nkind = \"kafka\"\nurl = \"x\"").unwrap_err();
-        assert!(err.contains("unknown variant `kafka`"), "{err}");
+        let err = parse("name = \"k\"\nkind = \"pulsar\"\nurl = \"x\"").unwrap_err();
+        assert!(err.contains("unknown variant `pulsar`"), "{err}");
     }
 
     #[test]

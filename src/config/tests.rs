@@ -2,6 +2,7 @@
 //! file, since both go through one layering path.
 
 use super::*;
+use crate::forward::targets::TargetKind;
 
 #[test]
 fn a_password_in_a_url_is_refused_from_text_as_from_a_file() {
@@ -25,6 +26,76 @@ fn an_error_in_a_target_names_the_target_from_text_too() {
             .contains("forward.targets[0] (`jobs`): `subjekt`"),
         "{error}"
     );
+}
+
+/// A Kafka target's keys as TOML, with `extra` lines.
+fn kafka_target(extra: &str) -> String {
+    format!(
+        "[[forward.targets]]\nname = \"events\"\nkind = \"kafka\"\n\
+         brokers = [\"kafka:9092\"]\ntopic = \"audian.{{type}}\"\n{extra}"
+    )
+}
+
+#[test]
+fn kafka_a_good_target_loads_with_its_defaults() {
+    let settings = Settings::from_toml_str(&kafka_target(""), Scope::DatabaseOnly).unwrap();
+    let TargetKind::Kafka(kafka) = &settings.forward.targets[0].kind else {
+        panic!("not a Kafka target");
+    };
+    assert_eq!((kafka.key.as_str(), kafka.acks.as_str()), ("{id}", "all"));
+    assert_eq!(kafka.max_batch_bytes, 1_000_000);
+}
+
+#[test]
+fn kafka_bad_keys_are_problems_naming_the_target_and_the_key() {
+    let cases = [
+        ("acks = \"1\"", "`acks`"),
+        ("key = \"{event}\"", "`key`"),
+        ("brokers = [\"kafka\"]", "`brokers`"),
+        ("topic = \"a/{type}\"", "`topic`"),
+        ("max_batch_bytes = 10", "`max_batch_bytes`"),
+        (
+            "tls_ca_file = \"/nonexistent/ca.pem\"\ntls = true",
+            "`tls_ca_file`",
+        ),
+        (
+            "sasl_mechanism = \"PLAIN\"\nsasl_password_env = \"AUDIAN_TEST_UNSET_PW\"",
+            "`sasl_password_env`",
+        ),
+        ("compression = \"lz5\"", "compression"),
+    ];
+    for (extra, key) in cases {
+        let text = kafka_target(extra).replace(
+            "brokers = [\"kafka:9092\"]\n",
+            if extra.starts_with("brokers") {
+                ""
+            } else {
+                "brokers = [\"kafka:9092\"]\n"
+            },
+        );
+        let text = if extra.starts_with("topic") {
+            text.replace("topic = \"audian.{type}\"\n", "")
+        } else {
+            text
+        };
+        let error = Settings::from_toml_str(&text, Scope::DatabaseOnly)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("forward.targets[0] (`events`"),
+            "{extra}: {error}"
+        );
+        assert!(error.contains(key), "{extra}: {error}");
+    }
+}
+
+#[test]
+fn kafka_a_sasl_password_in_the_file_is_refused_without_echoing_it() {
+    let text = kafka_target("sasl_mechanism = \"PLAIN\"\nsasl_password = \"hunter2\"");
+    let error = Settings::from_toml_str(&text, Scope::DatabaseOnly).unwrap_err();
+    assert!(matches!(error, ConfigError::SecretInFile(_)), "{error}");
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+    assert!(error.to_string().contains("sasl_password_env"), "{error}");
 }
 
 #[test]

@@ -11,8 +11,8 @@ use futures_util::stream::FuturesOrdered;
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use tokio::time::Instant;
-use tracing::Instrument;
 use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use super::targets::{DeliveryError, Message, Target};
 use crate::sealing::PayloadKeys;
@@ -67,7 +67,8 @@ impl<'a> Outgoing<'a> {
 
 /// Sends every event; the result at index i is the outcome of `events[i]`: when it was
 /// acknowledged, or why not (an event that could not be prepared fails as it was). An
-/// attempt not acknowledged by `deadline` counts as a retryable failure.
+/// attempt not acknowledged by `deadline` counts as a retryable failure. A target that takes
+/// batches (Kafka) is handed them all at once; the others get at most `limit` outstanding.
 pub async fn send_batch(
     target: &Target,
     name: &str,
@@ -76,13 +77,19 @@ pub async fn send_batch(
     deadline: Instant,
     signing_key: Option<&SecretString>,
 ) -> Vec<Result<OffsetDateTime, DeliveryError>> {
-    let mut results = Vec::with_capacity(events.len());
-    let mut waiting = events.into_iter();
+    let attempts = events
+        .into_iter()
+        .map(|event| event.map(|event| Attempt::new(target, name, event, signing_key)));
+    if target.takes_batches() {
+        return send_together(target, attempts.collect(), deadline).await;
+    }
+    let mut results = Vec::new();
+    let mut waiting = attempts;
     let mut in_flight = FuturesOrdered::new();
     loop {
         while in_flight.len() < limit.max(1) {
-            let Some(event) = waiting.next() else { break };
-            in_flight.push_back(send_one(target, name, event, deadline, signing_key));
+            let Some(attempt) = waiting.next() else { break };
+            in_flight.push_back(send_one(target, attempt, deadline));
         }
         match in_flight.next().await {
             Some(result) => results.push(result),
@@ -91,53 +98,117 @@ pub async fn send_batch(
     }
 }
 
+/// One attempt at one event: its `forward.send` span in the event's trace, and what the
+/// message carries of it.
+struct Attempt<'a> {
+    event: Outgoing<'a>,
+    span: Span,
+    traceparent: String,
+    tracestate: Option<String>,
+    signature: Option<String>,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(
+        target: &Target,
+        name: &str,
+        event: Outgoing<'a>,
+        signing_key: Option<&SecretString>,
+    ) -> Self {
+        let span = tracing::info_span!(
+            "forward.send",
+            target = name,
+            kind = target.kind(),
+            event_id = event.event_id,
+            attempt = event.attempt,
+            outcome = Empty,
+            retryable = Empty,
+            trace_id = Empty,
+            span_id = Empty,
+            otel.status_code = Empty,
+        );
+        traces::adopt(&span, event.trace.as_ref());
+        let own = traces::context_of(&span, event.trace.as_ref());
+        let signature = signing_key.map(|key| sign(key.expose_secret().as_bytes(), &event.payload));
+        Self {
+            traceparent: own.parent.to_string(),
+            tracestate: own.state,
+            signature,
+            span,
+            event,
+        }
+    }
+
+    fn message(&self) -> Message<'_> {
+        Message {
+            event_id: self.event.event_id,
+            event_type: self.event.event_type,
+            received_at: self.event.received_at,
+            payload: &self.event.payload,
+            signature: self.signature.as_deref(),
+            traceparent: &self.traceparent,
+            tracestate: self.tracestate.as_deref(),
+        }
+    }
+
+    /// Records the outcome on the span (which ends when the attempt is dropped).
+    fn finish(&self, result: Result<(), DeliveryError>) -> Result<OffsetDateTime, DeliveryError> {
+        match &result {
+            Ok(()) => self.span.record("outcome", "delivered"),
+            Err(error) => self
+                .span
+                .record("outcome", "failed")
+                .record("retryable", error.retryable)
+                .record("otel.status_code", "ERROR"),
+        };
+        result.map(|()| OffsetDateTime::now_utc())
+    }
+}
+
+fn too_late() -> DeliveryError {
+    DeliveryError::retryable("not acknowledged before the batch's deadline (within the lease)")
+}
+
 async fn send_one(
     target: &Target,
-    name: &str,
-    event: Result<Outgoing<'_>, DeliveryError>,
+    attempt: Result<Attempt<'_>, DeliveryError>,
     deadline: Instant,
-    signing_key: Option<&SecretString>,
 ) -> Result<OffsetDateTime, DeliveryError> {
-    let event = event?;
-    let span = tracing::info_span!(
-        "forward.send",
-        target = name,
-        kind = target.kind(),
-        event_id = event.event_id,
-        attempt = event.attempt,
-        outcome = Empty,
-        retryable = Empty,
-        trace_id = Empty,
-        span_id = Empty,
-        otel.status_code = Empty,
-    );
-    traces::adopt(&span, event.trace.as_ref());
-    let own = traces::context_of(&span, event.trace.as_ref());
-    let traceparent = own.parent.to_string();
-    let signature = signing_key.map(|key| sign(key.expose_secret().as_bytes(), &event.payload));
-    let message = Message {
-        event_id: event.event_id,
-        event_type: event.event_type,
-        received_at: event.received_at,
-        payload: &event.payload,
-        signature: signature.as_deref(),
-        traceparent: &traceparent,
-        tracestate: own.state.as_deref(),
-    };
+    let attempt = attempt?;
+    let message = attempt.message();
     let result = tokio::time::timeout_at(deadline, target.deliver(&message))
-        .instrument(span.clone())
+        .instrument(attempt.span.clone())
         .await
-        .unwrap_or_else(|_| {
-            Err(DeliveryError::retryable(
-                "not acknowledged before the batch's deadline (within the lease)",
-            ))
-        });
-    match &result {
-        Ok(()) => span.record("outcome", "delivered"),
-        Err(error) => span
-            .record("outcome", "failed")
-            .record("retryable", error.retryable)
-            .record("otel.status_code", "ERROR"),
+        .unwrap_or_else(|_| Err(too_late()));
+    attempt.finish(result)
+}
+
+/// The whole batch in one call to the target, which answers for each message in order.
+async fn send_together(
+    target: &Target,
+    attempts: Vec<Result<Attempt<'_>, DeliveryError>>,
+    deadline: Instant,
+) -> Vec<Result<OffsetDateTime, DeliveryError>> {
+    let ready: Vec<&Attempt<'_>> = attempts.iter().filter_map(|a| a.as_ref().ok()).collect();
+    let messages: Vec<Message<'_>> = ready.iter().map(|a| a.message()).collect();
+    let outcomes = match tokio::time::timeout_at(deadline, target.deliver_batch(&messages)).await {
+        Ok(outcomes) => outcomes,
+        Err(_) => vec![Err(too_late()); messages.len()],
     };
-    result.map(|()| OffsetDateTime::now_utc())
+    let mut outcomes = outcomes.into_iter();
+    attempts
+        .iter()
+        .map(|attempt| match attempt {
+            Ok(attempt) => {
+                let result = outcomes
+                    .next()
+                    .unwrap_or_else(|| Err(DeliveryError::retryable("the target gave no outcome")));
+                attempt
+                    .span
+                    .in_scope(|| target.log(&attempt.message(), &result));
+                attempt.finish(result)
+            }
+            Err(error) => Err(error.clone()),
+        })
+        .collect()
 }

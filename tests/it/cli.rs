@@ -163,7 +163,7 @@ async fn check_config_refuses_a_key_of_another_kind_naming_the_target_and_the_ke
 
 #[tokio::test]
 async fn check_config_refuses_an_unknown_target_kind_naming_the_key() {
-    let text = "[[forward.targets]]\nname = \"audit\"\nkind = \"kafka\"\nurl = \"kafka://h\"\n";
+    let text = "[[forward.targets]]\nname = \"audit\"\nkind = \"pulsar\"\nurl = \"pulsar://h\"\n";
     let run = check_config(text, &[("AUDIAN_WEBHOOK_SECRET", SECRET)]).await;
     assert_eq!(run.code, Some(2), "{run}");
     assert!(

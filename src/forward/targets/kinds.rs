@@ -6,7 +6,7 @@ use std::fmt::Display;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeliveryError, Message, amqp, http, nats, redis};
+use super::{DeliveryError, Message, amqp, http, kafka, nats, redis};
 use crate::secret_url::SecretUrl;
 
 /// A target's kind with its kind-specific keys, as configured. The `kind` key picks the
@@ -19,6 +19,7 @@ pub enum TargetKind {
     Nats(nats::NatsConfig),
     Amqp(amqp::AmqpConfig),
     Redis(redis::RedisConfig),
+    Kafka(kafka::KafkaConfig),
 }
 
 impl TargetKind {
@@ -29,6 +30,7 @@ impl TargetKind {
             TargetKind::Nats(_) => "nats",
             TargetKind::Amqp(_) => "amqp",
             TargetKind::Redis(_) => "redis",
+            TargetKind::Kafka(_) => "kafka",
         }
     }
 
@@ -40,6 +42,7 @@ impl TargetKind {
             TargetKind::Nats(config) => config.check(checks),
             TargetKind::Amqp(config) => config.check(checks),
             TargetKind::Redis(config) => config.check(checks),
+            TargetKind::Kafka(config) => config.check(checks),
         }
     }
 
@@ -50,6 +53,7 @@ impl TargetKind {
             TargetKind::Nats(config) => Target::Nats(config.build()?),
             TargetKind::Amqp(config) => Target::Amqp(config.build()?),
             TargetKind::Redis(config) => Target::Redis(config.build()?),
+            TargetKind::Kafka(config) => Target::Kafka(config.build()?),
         })
     }
 }
@@ -104,18 +108,53 @@ pub enum Target {
     Nats(nats::NatsTarget),
     Amqp(amqp::AmqpTarget),
     Redis(redis::RedisTarget),
+    Kafka(kafka::KafkaTarget),
 }
 
 impl Target {
     /// Delivers `msg`; `Ok` only once the destination acknowledged it.
     pub async fn deliver(&self, msg: &Message<'_>) -> Result<(), DeliveryError> {
-        let result = match self {
+        let result = self.deliver_one(msg).await;
+        self.log(msg, &result);
+        result
+    }
+
+    async fn deliver_one(&self, msg: &Message<'_>) -> Result<(), DeliveryError> {
+        match self {
             Target::Http(t) => t.deliver(msg).await,
             Target::Nats(t) => t.deliver(msg).await,
             Target::Amqp(t) => t.deliver(msg).await,
             Target::Redis(t) => t.deliver(msg).await,
-        };
-        match &result {
+            Target::Kafka(t) => t
+                .deliver_batch(std::slice::from_ref(msg))
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(DeliveryError::retryable("Kafka gave no outcome"))),
+        }
+    }
+
+    /// Whether a batch is best handed over whole ([`Target::deliver_batch`]) rather than
+    /// message by message.
+    pub fn takes_batches(&self) -> bool {
+        matches!(self, Target::Kafka(_))
+    }
+
+    /// Delivers every message, answering for each in order; logs nothing (the caller logs
+    /// each outcome with [`Target::log`], inside that message's span).
+    pub async fn deliver_batch(&self, msgs: &[Message<'_>]) -> Vec<Result<(), DeliveryError>> {
+        if let Target::Kafka(t) = self {
+            return t.deliver_batch(msgs).await;
+        }
+        let mut results = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            results.push(self.deliver_one(msg).await);
+        }
+        results
+    }
+
+    /// The log line of one delivery's outcome.
+    pub fn log(&self, msg: &Message<'_>, result: &Result<(), DeliveryError>) {
+        match result {
             Ok(()) => tracing::debug!(
                 target_kind = self.kind(),
                 event_id = msg.event_id,
@@ -129,7 +168,6 @@ impl Target {
                 "forward failed"
             ),
         }
-        result
     }
 
     pub fn kind(&self) -> &'static str {
@@ -138,6 +176,7 @@ impl Target {
             Target::Nats(_) => "nats",
             Target::Amqp(_) => "amqp",
             Target::Redis(_) => "redis",
+            Target::Kafka(_) => "kafka",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod amqp;
 pub mod http;
+pub mod kafka;
 mod kinds;
 pub mod nats;
 pub mod redis;
@@ -28,7 +29,7 @@ pub struct Message<'a> {
     pub tracestate: Option<&'a str>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct DeliveryError {
     pub retryable: bool,
@@ -64,6 +65,11 @@ pub fn render_template(template: &str, event_type: &str) -> String {
 
 /// Rejects unknown `{...}` placeholders and unbalanced braces, so typos fail at startup, not per event.
 pub fn validate_template(template: &str) -> Result<(), String> {
+    validate_template_with(template, &["type"])
+}
+
+/// As [`validate_template`], with the placeholders `allowed` (names without braces).
+pub fn validate_template_with(template: &str, allowed: &[&str]) -> Result<(), String> {
     let mut rest = template;
     while let Some(pos) = rest.find(['{', '}']) {
         if rest[pos..].starts_with('}') {
@@ -77,9 +83,14 @@ pub fn validate_template(template: &str) -> Result<(), String> {
             return Err(format!("unbalanced '{{' in template {template:?}"));
         };
         let name = &after[..end];
-        if name != "type" {
+        if !allowed.contains(&name) {
+            let supported: Vec<String> = allowed.iter().map(|a| format!("{{{a}}}")).collect();
+            let supported = match supported.as_slice() {
+                [one] => format!("only {one} is supported"),
+                _ => format!("supported: {}", supported.join(", ")),
+            };
             return Err(format!(
-                "unknown placeholder {{{name}}} in template {template:?} (only {{type}} is supported)"
+                "unknown placeholder {{{name}}} in template {template:?} ({supported})"
             ));
         }
         rest = &after[end + 1..];

@@ -141,8 +141,8 @@ async fn check_config_refuses_an_invalid_target_naming_the_target_and_the_key() 
     let cases = [
         (
             "unknown kind",
-            "name = \"jobs_kind\"\nkind = \"kafka\"\nurl = \"http://127.0.0.1:1/x\"\n",
-            &["jobs_kind", "kind", "kafka"][..],
+            "name = \"jobs_kind\"\nkind = \"pulsar\"\nurl = \"http://127.0.0.1:1/x\"\n",
+            &["jobs_kind", "kind", "pulsar"][..],
         ),
         (
             "missing url",

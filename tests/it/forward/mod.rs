@@ -1,10 +1,11 @@
 //! End-to-end forwarding: events posted over HTTPS reach real targets (an HTTP sink, Redis,
-//! NATS JetStream, RabbitMQ) through the Postgres outbox, with retries, leases, replay from
+//! NATS JetStream, RabbitMQ, Kafka) through the Postgres outbox, with retries, leases, replay from
 //! the CLI and type routing. The outbox as tests see it lives here; the tests in `forward/*.rs`.
 
 mod cli;
 mod delivery;
 mod failures;
+mod kafka;
 mod lease;
 mod plans;
 mod reconnect;
@@ -15,7 +16,7 @@ use audian_receiver::forward::targets::{
     TargetKind, amqp::AmqpConfig, http::HttpConfig, nats::NatsConfig, redis::RedisConfig,
 };
 
-use crate::fixtures::{NATS_ADDR, TestApp, amqp_url, eventually};
+use crate::fixtures::{NATS_ADDR, TestApp, amqp_url, eventually, kafka_config};
 
 /// An event body of the given type with multi-byte UTF-8 and odd spacing, so any re-encoding
 /// on the way to a target would show.
@@ -81,6 +82,12 @@ pub fn amqp_target(name: &str, addr: &str, exchange: &str, routing_key: &str) ->
         routing_key: routing_key.to_owned(),
     };
     target(name, TargetKind::Amqp(config))
+}
+
+/// A Kafka target on `brokers`, topic template `audian.{type}`, record key template `key`.
+pub fn kafka_target(name: &str, brokers: &str, key: &str) -> TargetSettings {
+    let config = kafka_config(brokers, &format!("key = {key:?}"));
+    target(name, TargetKind::Kafka(config))
 }
 
 /// One row of the outbox as a test looks at it.

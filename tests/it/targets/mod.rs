@@ -1,9 +1,10 @@
-//! Each forward target kind on its own, against the real Redis, RabbitMQ and NATS on this
-//! machine and a local HTTP sink: what it sends, how it classifies failures, and how it
+//! Each forward target kind on its own, against the real Redis, RabbitMQ, NATS and Kafka
+//! (tansu) on this machine and a local HTTP sink: what it sends, how it classifies failures, and how it
 //! comes back after its broker was down or cut off.
 
 mod amqp;
 mod http;
+mod kafka;
 mod nats;
 mod reconnect;
 mod redis;
