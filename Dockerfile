@@ -12,8 +12,8 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # Only what the build reads (.dockerignore admits nothing else): the manifest and lock file,
-# build.rs, the sources, migrations/ (embedded at compile time) and vendor/sqlx-core (a
-# [patch.crates-io] path dependency).
+# build.rs, the sources, migrations/ (embedded at compile time) and vendor/ (sqlx-core and rskafka,
+# [patch.crates-io] path dependencies).
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY vendor ./vendor
 COPY migrations ./migrations

@@ -8,6 +8,8 @@
 #                          down, to compare the healthy target's rate with c
 #                          otlp (only when named) b with trace export on, 10 % sampled
 #                          (traceidratio 0.1), to bench_sink's OTLP/HTTP endpoint
+#                          kafka (only when named) b plus one Kafka target (tansu on 9092,
+#                          started by scripts/tansu.sh when it is down)
 #   bench/run.sh --big     the same, then b and c again over a log of 10M stored events
 #
 # Besides the rates, a second table: for every phase the CPU per accepted event of the
@@ -15,7 +17,8 @@
 # window), and the server's syscalls and context switches per event (perf stat).
 #
 # Needs Postgres (127.0.0.1:5432, user postgres), NATS with JetStream (4222), RabbitMQ
-# (5672, guest) and Redis (6379) running, and 8443, 9090 and 9999 free. Progress goes to
+# (5672, guest) and Redis (6379) running, and 8443, 9090 and 9999 free; a Kafka-protocol
+# broker on 9092 is started (scripts/tansu.sh) when none is up. Progress goes to
 # stderr, the markdown table (for BENCHMARKS.md) to stdout; logs stay in a directory under
 # /tmp named at the start.
 #
@@ -76,7 +79,7 @@ done
 ((DURATION > 0 && CONNECTIONS > 0 && PREFILL_ROWS > 0)) ||
     die "BENCH_DURATION, BENCH_CONNECTIONS and BENCH_PREFILL_ROWS must be > 0"
 for phase in $PHASES; do
-    case $phase in bare | intake | nats | all | dead | otlp) ;; *) die "BENCH_PHASES: unknown phase '$phase'" ;; esac
+    case $phase in bare | intake | nats | all | dead | otlp | kafka) ;; *) die "BENCH_PHASES: unknown phase '$phase'" ;; esac
 done
 if [[ $BIG == 1 ]]; then
     PHASES="$PHASES intake-big nats-big"
@@ -222,13 +225,14 @@ us_per_event() {
     awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "–" }'
 }
 
-declare -A BROKER_NAME=([nats]=NATS [amqp]=RabbitMQ [redis]=Redis)
+declare -A BROKER_NAME=([nats]=NATS [amqp]=RabbitMQ [redis]=Redis [kafka]=Kafka)
 # The processes whose CPU each phase reports, as cpu_ticks arguments.
 declare -A CPU_OF=(
     [postgres]="user:postgres"
     [nats]="exe:nats-server"
     [amqp]="user:rabbitmq"
     [redis]="exe:redis-server"
+    [kafka]="exe:tansu"
 )
 ms() { awk -v x="$1" 'BEGIN { printf (x < 1 ? "%.2f ms" : "%.1f ms"), x }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -251,7 +255,11 @@ for phase in $PHASES; do
 done
 services=()
 if ((need_postgres)); then services+=("Postgres:5432"); fi
-if ((need_brokers)); then services+=("NATS:4222" "RabbitMQ:5672" "Redis:6379"); fi
+if ((need_brokers)); then
+    # bench_sink provisions a topic on Kafka for every phase with targets.
+    port_open 9092 || scripts/tansu.sh >&2 || die "no Kafka broker on 127.0.0.1:9092 and scripts/tansu.sh failed"
+    services+=("NATS:4222" "RabbitMQ:5672" "Redis:6379" "Kafka:9092")
+fi
 for service in "${services[@]}"; do
     port_open "${service#*:}" ||
         die "${service%:*} is not listening on 127.0.0.1:${service#*:}; start it and run again"
@@ -333,6 +341,7 @@ label_of() {
         all) echo "d. receiver, 4 targets" ;;
         dead) echo "e. receiver, 1 NATS target + 1 dead HTTP target" ;;
         otlp) echo "b′. receiver, no target, OTLP export 10 % sampled" ;;
+        kafka) echo "k. receiver, 1 Kafka target" ;;
         intake-big) echo "b. receiver, no target, $(human_count "$PREFILL_ROWS") stored" ;;
         nats-big) echo "c. receiver, 1 NATS target, $(human_count "$PREFILL_ROWS") stored" ;;
     esac
@@ -363,6 +372,7 @@ run_phase() {
                 OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.1)
             ;;
         nats | nats-big) config=bench/nats.toml targets="nats" tagged=1 ;;
+        kafka) config=bench/kafka.toml targets="kafka" tagged=1 ;;
         all) config=bench/forward.toml targets="http nats amqp redis" tagged=3 ;;
         # The HTTP target's port refuses connections: every event fails there and joins its
         # growing backlog of retry rows; only the healthy NATS target is counted.
@@ -566,7 +576,7 @@ pg_version=$("${PSQL[@]}" -d postgres -c 'SHOW server_version' 2>/dev/null | cut
         vs_intake="–"
         if [[ -n ${RATE[bare]:-} ]]; then vs_bare=$(ratio "${RATE[$phase]}" "${RATE[bare]}"); fi
         case $phase in
-            nats | all | dead | otlp) base=intake ;;
+            nats | all | dead | otlp | kafka) base=intake ;;
             nats-big) base=intake-big ;;
             *) base="" ;;
         esac
@@ -579,7 +589,7 @@ pg_version=$("${PSQL[@]}" -d postgres -c 'SHOW server_version' 2>/dev/null | cut
     echo
     echo "CPU per accepted event over the measured window (user + system, from /proc/PID/stat before and" \
         "after; Postgres = every process of the postgres user; each broker of the phase's targets:" \
-        "nats-server, RabbitMQ (every process of its user), redis-server), and the server's syscalls and context switches per" \
+        "nats-server, RabbitMQ (every process of its user), redis-server, tansu), and the server's syscalls and context switches per" \
         "event (perf stat on its PID):"
     echo
     echo "| phase | server µs | Postgres µs | brokers µs | loadgen µs | server syscalls | server context switches |"

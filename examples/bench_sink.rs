@@ -1,15 +1,17 @@
 //! Benchmark companion: provisions what the forward targets of `bench/forward.toml` (and
-//! `bench/nats.toml`) need (a JetStream stream, a RabbitMQ queue bound to the exchange, an
-//! empty Redis stream), serves the HTTP sink they post to, and counts what each destination
-//! holds: printed every few seconds, and served as one line at `GET /counts`
-//! (`http=N nats=N amqp=N redis=N otlp_requests=N otlp_bytes=N`) for `bench/run.sh`, which
+//! `bench/nats.toml`, `bench/kafka.toml`) need (a JetStream stream, a RabbitMQ queue bound to
+//! the exchange, an empty Redis stream, a Kafka topic of 3 partitions on 127.0.0.1:9092),
+//! serves the HTTP sink they post to, and counts what each destination holds: printed every
+//! few seconds, and served as one line at `GET /counts` (`http=N nats=N amqp=N redis=N
+//! kafka=N otlp_requests=N otlp_bytes=N`) for `bench/run.sh`, which
 //! polls it. It also takes OTLP/HTTP trace exports at `/v1/traces` (counted, not kept). On
 //! Ctrl-C or SIGTERM it removes what it created.
 //!
 //! `cargo run --release --example bench_sink [-- --tag TAG]`
 //!
 //! With `--tag TAG` every name carries the tag (stream `AUDIAN_BENCH_TAG` on subjects
-//! `bench.TAG.>`, exchange and queue `audian-bench-TAG`, Redis stream `audian:bench:TAG`), so
+//! `bench.TAG.>`, exchange, queue and Kafka topic `audian-bench-TAG`, Redis stream
+//! `audian:bench:TAG`), so
 //! each benchmark phase counts only its own messages; `bench/run.sh` writes the matching
 //! receiver configuration. Without it, the names of `bench/forward.toml`.
 
@@ -23,9 +25,13 @@ use lapin::options::{
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
+use rskafka::client::ClientBuilder;
+use rskafka::client::partition::{PartitionClient, UnknownTopicHandling};
 use tokio::signal::unix::{SignalKind, signal};
 
 const HTTP_SINK: &str = "127.0.0.1:9999";
+const KAFKA: &str = "127.0.0.1:9092";
+const KAFKA_PARTITIONS: i32 = 3;
 
 /// HTTP sink and destination counter for the forwarding benchmarks.
 #[derive(Parser, Debug)]
@@ -88,10 +94,32 @@ struct Destinations {
     js: jetstream::Context,
     channel: lapin::Channel,
     redis: redis::aio::MultiplexedConnection,
+    /// One reader per partition of the Kafka topic (named like the exchange), and the high
+    /// watermark each last reported.
+    kafka: Arc<Vec<PartitionClient>>,
+    kafka_seen: Arc<tokio::sync::Mutex<Vec<i64>>>,
 }
 
 impl Destinations {
-    /// `http=N nats=N amqp=N redis=N otlp_requests=N otlp_bytes=N`.
+    /// Records in the Kafka topic: the sum of the partitions' high watermarks, as a fetch
+    /// from the last one seen reports them (tansu 0.6 answers ListOffsets "latest" with the
+    /// last batch's first offset, short of the records in that batch).
+    async fn kafka_count(&self) -> anyhow::Result<i64> {
+        let mut seen = self.kafka_seen.lock().await;
+        let fetches = self
+            .kafka
+            .iter()
+            .zip(seen.iter())
+            .map(|(partition, &from)| partition.fetch_records(from, 1..2, 10));
+        let answers = futures_util::future::join_all(fetches).await;
+        for (slot, answer) in seen.iter_mut().zip(answers) {
+            let (_, high_watermark) = answer?;
+            *slot = high_watermark.max(*slot);
+        }
+        Ok(seen.iter().sum())
+    }
+
+    /// `http=N nats=N amqp=N redis=N kafka=N otlp_requests=N otlp_bytes=N`.
     async fn counts(&self) -> anyhow::Result<String> {
         let names = &self.names;
         let nats = self
@@ -115,11 +143,12 @@ impl Destinations {
             .arg(&names.redis_stream)
             .query_async(&mut self.redis.clone())
             .await?;
+        let kafka = self.kafka_count().await?;
         let http = self.http_received.load(Ordering::Relaxed);
         let otlp_requests = self.otlp_requests.load(Ordering::Relaxed);
         let otlp_bytes = self.otlp_bytes.load(Ordering::Relaxed);
         Ok(format!(
-            "http={http} nats={nats} amqp={amqp} redis={redis} otlp_requests={otlp_requests} otlp_bytes={otlp_bytes}"
+            "http={http} nats={nats} amqp={amqp} redis={redis} kafka={kafka} otlp_requests={otlp_requests} otlp_bytes={otlp_bytes}"
         ))
     }
 }
@@ -187,6 +216,21 @@ async fn main() -> anyhow::Result<()> {
         .query_async(&mut redis)
         .await?;
 
+    // The Kafka topic is named like the exchange (`bench/kafka.toml`'s `topic`).
+    let kafka = ClientBuilder::new(vec![KAFKA.to_owned()]).build().await?;
+    let controller = kafka.controller_client()?;
+    let _ = controller.delete_topic(&names.exchange, 5_000).await;
+    controller
+        .create_topic(&names.exchange, KAFKA_PARTITIONS, 1, 5_000)
+        .await?;
+    let mut readers = Vec::new();
+    for partition in 0..KAFKA_PARTITIONS {
+        let reader = kafka
+            .partition_client(&names.exchange, partition, UnknownTopicHandling::Retry)
+            .await?;
+        readers.push(reader);
+    }
+
     let destinations = Destinations {
         names: names.clone(),
         http_received: Arc::new(AtomicU64::new(0)),
@@ -195,6 +239,8 @@ async fn main() -> anyhow::Result<()> {
         js: js.clone(),
         channel: channel.clone(),
         redis: redis.clone(),
+        kafka: Arc::new(readers),
+        kafka_seen: Arc::new(tokio::sync::Mutex::new(vec![0; KAFKA_PARTITIONS as usize])),
     };
     let counter = destinations.http_received.clone();
     let (otlp_requests, otlp_bytes) = (
@@ -238,8 +284,13 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(HTTP_SINK).await?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     println!(
-        "ready: http://{HTTP_SINK}/sink (counts at /counts), JetStream {} ({}), AMQP {} -> {}, Redis {}",
-        names.stream, names.subjects, names.exchange, names.queue, names.redis_stream
+        "ready: http://{HTTP_SINK}/sink (counts at /counts), JetStream {} ({}), AMQP {} -> {}, Redis {}, Kafka {}",
+        names.stream,
+        names.subjects,
+        names.exchange,
+        names.queue,
+        names.redis_stream,
+        names.exchange
     );
 
     let mut terminate = signal(SignalKind::terminate())?;
@@ -266,6 +317,7 @@ async fn main() -> anyhow::Result<()> {
         .arg(&names.redis_stream)
         .query_async(&mut redis)
         .await?;
-    println!("removed the benchmark stream, queue, exchange and Redis stream");
+    controller.delete_topic(&names.exchange, 5_000).await?;
+    println!("removed the benchmark stream, queue, exchange, Redis stream and Kafka topic");
     Ok(())
 }

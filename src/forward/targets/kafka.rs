@@ -331,13 +331,18 @@ impl KafkaTarget {
         }
         // Each partition's records in log order; the partitions produced side by side.
         let mut by_partition: BTreeMap<(String, i32), Vec<(usize, Record)>> = BTreeMap::new();
+        let mut counts: HashMap<String, Result<i32, DeliveryError>> = HashMap::new();
         for Prepared {
             index,
             topic,
             record,
         } in prepared
         {
-            match self.partition_count(&topic).await {
+            if !counts.contains_key(&topic) {
+                let count = self.partition_count(&topic).await;
+                counts.insert(topic.clone(), count);
+            }
+            match counts[&topic].clone() {
                 Ok(count) => {
                     let key = record.key.as_deref().unwrap_or_default();
                     let partition = partition_for(key, count);
@@ -352,7 +357,7 @@ impl KafkaTarget {
         let produced = join_all(
             by_partition
                 .into_iter()
-                .map(|((topic, partition), records)| self.produce(topic, partition, records)),
+                .map(|((topic, partition), records)| self.produce(msgs, topic, partition, records)),
         )
         .await;
         for (index, result) in produced.into_iter().flatten() {
@@ -398,8 +403,10 @@ impl KafkaTarget {
 
     /// Sends one partition's records in requests of at most `max_batch_bytes`; after a
     /// request fails, the rest are not sent (they would overtake it), and fail with it.
+    /// `msgs` is the batch the records were made from (indexed by their `usize`).
     async fn produce(
         &self,
+        msgs: &[Message<'_>],
         topic: String,
         partition: i32,
         records: Vec<(usize, Record)>,
@@ -407,6 +414,7 @@ impl KafkaTarget {
         let mut outcomes = Vec::with_capacity(records.len());
         let mut failed: Option<DeliveryError> = None;
         for chunk in chunks(records, self.max_batch_bytes) {
+            let (indexes, records): (Vec<usize>, Vec<Record>) = chunk.into_iter().unzip();
             if let Some(error) = &failed {
                 let error = DeliveryError {
                     message: format!(
@@ -415,22 +423,27 @@ impl KafkaTarget {
                     ),
                     ..error.clone()
                 };
-                outcomes.extend(chunk.into_iter().map(|(i, _)| (i, Err(error.clone()))));
+                outcomes.extend(indexes.into_iter().map(|i| (i, Err(error.clone()))));
                 continue;
             }
-            match self.produce_chunk(&topic, partition, &chunk).await {
-                Ok(()) => outcomes.extend(chunk.into_iter().map(|(i, _)| (i, Ok(())))),
-                Err(error) if !error.retryable && chunk.len() > 1 => {
+            match self.produce_chunk(&topic, partition, records).await {
+                Ok(()) => outcomes.extend(indexes.into_iter().map(|i| (i, Ok(())))),
+                Err(error) if !error.retryable && indexes.len() > 1 => {
                     // A refusal of the whole request (too large, say) may be one record's
-                    // fault: send each alone, so only the records that earn it go dead.
-                    for (index, record) in chunk {
-                        let alone = [(index, record)];
-                        let result = self.produce_chunk(&topic, partition, &alone).await;
+                    // fault: send each alone (made again: the request took the records),
+                    // so only the records that earn it go dead.
+                    for index in indexes {
+                        let result = match self.record(&msgs[index]) {
+                            Ok((_, record)) => {
+                                self.produce_chunk(&topic, partition, vec![record]).await
+                            }
+                            Err(e) => Err(e),
+                        };
                         outcomes.push((index, result));
                     }
                 }
                 Err(error) => {
-                    outcomes.extend(chunk.into_iter().map(|(i, _)| (i, Err(error.clone()))));
+                    outcomes.extend(indexes.into_iter().map(|i| (i, Err(error.clone()))));
                     failed = Some(error);
                 }
             }
@@ -442,10 +455,9 @@ impl KafkaTarget {
         &self,
         topic: &str,
         partition: i32,
-        chunk: &[(usize, Record)],
+        records: Vec<Record>,
     ) -> Result<(), DeliveryError> {
         let producer = self.producer(topic, partition).await?;
-        let records = chunk.iter().map(|(_, r)| r.clone()).collect();
         let outcome =
             tokio::time::timeout(REQUEST_TIMEOUT, producer.produce(records, self.compression))
                 .await;
