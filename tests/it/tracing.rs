@@ -4,8 +4,9 @@
 //! forwarding nothing but the spans it drops.
 
 use crate::fixtures::{
-    AMQP_ADDR, AmqpQueue, Binary, Collector, ExportedSpan, JsStream, NATS_ADDR, REDIS_ADDR,
-    RedisStream, SECRET, Served, Sink, TestApp, event, eventually, free_port,
+    AMQP_ADDR, AmqpQueue, Binary, Collector, ExportedSpan, JsStream, KAFKA_ADDR, KafkaTopics,
+    NATS_ADDR, REDIS_ADDR, RedisStream, SECRET, Served, Sink, TestApp, event, eventually,
+    free_port,
 };
 use crate::forward::{amqp_target, fast, http_target, nats_target, redis_target};
 use audian_receiver::signing::sign;
@@ -107,12 +108,14 @@ fn delivered(spans: &[ExportedSpan]) -> bool {
 #[tokio::test]
 async fn a_request_with_audians_traceparent_is_one_trace_from_request_to_every_target() {
     let collector = Collector::start().await;
-    let (sink, js, amqp, redis) = (
+    let (sink, js, amqp, redis, kafka) = (
         Sink::start().await,
         JsStream::new().await,
         AmqpQueue::new("#").await,
         RedisStream::new().await,
+        KafkaTopics::new().await,
     );
+    let kafka_topic = kafka.create("traced", 1).await;
     let nats = format!("nats://{NATS_ADDR}");
     // The password comes from the environment: the file may not hold one.
     let rabbit = format!("amqp://guest:${{AMQP_PASSWORD}}@{AMQP_ADDR}/%2f");
@@ -127,6 +130,10 @@ async fn a_request_with_audians_traceparent_is_one_trace_from_request_to_every_t
             &[("exchange", &amqp.exchange), ("routing_key", "{type}")],
         ),
         section("stream", "redis", &redis_url, &[("stream", &redis.name)]),
+        format!(
+            "[[forward.targets]]\nname = \"log\"\nkind = \"kafka\"\n\
+             brokers = [{KAFKA_ADDR:?}]\ntopic = {kafka_topic:?}\n"
+        ),
     ]
     .concat();
     let served = serve(&collector.endpoint, &targets, "info").await;
@@ -139,7 +146,7 @@ async fn a_request_with_audians_traceparent_is_one_trace_from_request_to_every_t
     let finished = served.receiver.wait_for_log("request finished").await;
     assert_eq!(finished["span"]["trace_id"], AUDIAN_TRACE, "{finished}");
     assert_eq!(finished["span"]["span_id"], request.span_id.as_str());
-    let kinds = ["web", "bus", "queue", "stream"];
+    let kinds = ["web", "bus", "queue", "stream", "log"];
     let sends = delivery_spans(&collector, AUDIAN_TRACE, &kinds, delivered).await;
     for send in &sends {
         assert_eq!(send.parent_span_id, request.span_id, "{send:?}");
@@ -177,6 +184,15 @@ async fn a_request_with_audians_traceparent_is_one_trace_from_request_to_every_t
                 .await
                 .into_iter()
                 .map(|m| m.traceparent)
+                .collect(),
+        ),
+        (
+            "log",
+            kafka
+                .wait_for(&kafka_topic, 1)
+                .await
+                .into_iter()
+                .map(|r| r.consumed().traceparent)
                 .collect(),
         ),
     ];
