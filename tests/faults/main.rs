@@ -1,11 +1,12 @@
 //! The fault suite: the release binary under an Audian-like sender, forwarding to an HTTP
-//! endpoint and to JetStream, while faults are injected one at a time and then together.
+//! endpoint, to JetStream and to Kafka, while faults are injected one at a time and then together.
 //! After each run it proves that nothing acknowledged was lost and nothing was invented,
 //! and prints duplicates and recovery time. `cargo test --test faults [-- NAME…]` runs it
 //! (after `cargo build --release --locked`); see README, "Fault suite".
 
 mod cluster;
 mod jetstream;
+mod kafka;
 mod proxy;
 mod receiver;
 mod scenario;

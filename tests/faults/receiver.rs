@@ -114,6 +114,17 @@ impl Receiver {
         }
     }
 
+    /// Sends `SIG<name>` (STOP, CONT) to the running replica.
+    pub fn signal(&self, name: &str) {
+        if let Some(child) = &self.child {
+            let pid = child.id().to_string();
+            let status = Command::new("kill")
+                .args([&format!("-{name}"), &pid])
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid}");
+        }
+    }
+
     /// SIGTERM and wait for the drain to finish; the exit must be clean.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -1,5 +1,6 @@
 //! One run of the suite: a fresh database on the private cluster, an HTTP sink, a JetStream
-//! stream behind a cuttable proxy, one or two receivers, the sender — then one fault.
+//! stream behind a cuttable proxy, a Kafka broker of its own behind another, one or two
+//! receivers, the sender — then one fault.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio::time::{Instant, sleep};
 
 use crate::cluster::Cluster;
 use crate::jetstream::{self, NATS_ADDR};
+use crate::kafka::Kafka;
 use crate::proxy::Proxy;
 use crate::receiver::Receiver;
 use crate::sender::Sender;
@@ -33,6 +35,10 @@ pub enum Fault {
     HttpTargetDown,
     /// Every connection to NATS cut, new ones refused for 5 s.
     BrokerCut,
+    /// Every connection to Kafka cut, new ones refused for 5 s.
+    KafkaCut,
+    /// The Kafka broker SIGKILLed and started again (fenced: see `kafka.rs`).
+    KafkaRestart,
     /// One of two replicas sharing the database SIGKILLed for good.
     ReplicaDeath,
     /// All of the above, overlapping, on two replicas.
@@ -78,6 +84,18 @@ pub const SCENARIOS: &[Scenario] = &[
         backlog: Backlog::Normal,
     },
     Scenario {
+        name: "kafka-connection-cut",
+        fault: Fault::KafkaCut,
+        replicas: 1,
+        backlog: Backlog::Normal,
+    },
+    Scenario {
+        name: "kafka-broker-restart",
+        fault: Fault::KafkaRestart,
+        replicas: 1,
+        backlog: Backlog::Normal,
+    },
+    Scenario {
         name: "replica-killed",
         fault: Fault::ReplicaDeath,
         replicas: 2,
@@ -96,6 +114,7 @@ struct Stage {
     cluster: Arc<Cluster>,
     sink: Sink,
     proxy: Proxy,
+    kafka: Kafka,
     receivers: Vec<Receiver>,
 }
 
@@ -106,12 +125,14 @@ pub async fn run(scenario: &'static Scenario, cluster: Arc<Cluster>) -> Result<R
     let stream = jetstream::Stream::create(&run).await;
     let sink = Sink::start(free_port(), scenario.backlog).await;
     let proxy = Proxy::start(free_port(), NATS_ADDR).await;
+    let kafka = Kafka::start(&run).await;
     let config = receiver_config(
         dir.path(),
         &cluster.url(&format!("faults_{run}")),
         &sink,
         &proxy,
         &stream.subject_prefix,
+        &kafka,
     );
     let mut receivers = Vec::new();
     for replica in 0..scenario.replicas {
@@ -122,6 +143,7 @@ pub async fn run(scenario: &'static Scenario, cluster: Arc<Cluster>) -> Result<R
         cluster,
         sink,
         proxy,
+        kafka,
         receivers,
     };
 
@@ -149,14 +171,15 @@ pub async fn run(scenario: &'static Scenario, cluster: Arc<Cluster>) -> Result<R
 
     let acked = ledger.acked.lock().unwrap().clone();
     wait_for(
-        "every acknowledged event at both targets",
+        "every acknowledged event at every target",
         RECOVERY_DEADLINE,
         || async {
             let http = stage.sink.received();
             let nats = stream.stored();
+            let kafka = stage.kafka.stored();
             acked
                 .iter()
-                .all(|id| http.contains_key(id) && nats.contains_key(id))
+                .all(|id| http.contains_key(id) && nats.contains_key(id) && kafka.contains_key(id))
                 .then_some(())
         },
     )
@@ -168,6 +191,7 @@ pub async fn run(scenario: &'static Scenario, cluster: Arc<Cluster>) -> Result<R
         &ledger,
         &stage.sink.received(),
         &stream,
+        &stage.kafka.stored(),
         &stage.cluster.url(&format!("faults_{run}")),
         recovery,
     )
@@ -214,6 +238,20 @@ impl Stage {
                 sleep(Duration::from_secs(5)).await;
                 self.proxy.restore();
             }
+            Fault::KafkaCut => {
+                self.kafka.proxy.cut().await;
+                sleep(Duration::from_secs(5)).await;
+                self.kafka.proxy.restore();
+            }
+            Fault::KafkaRestart => {
+                for receiver in &self.receivers {
+                    receiver.signal("STOP");
+                }
+                self.kafka.restart().await;
+                for receiver in &self.receivers {
+                    receiver.signal("CONT");
+                }
+            }
             Fault::ReplicaDeath => self.receivers[1].kill(),
             Fault::Combined => {
                 self.proxy.cut().await;
@@ -243,6 +281,7 @@ fn receiver_config(
     sink: &Sink,
     proxy: &Proxy,
     subject_prefix: &str,
+    kafka: &Kafka,
 ) -> String {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     format!(
@@ -277,11 +316,19 @@ name = "nats"
 kind = "nats"
 url = "nats://{nats}"
 subject = "{subject_prefix}.{{type}}"
+
+[[forward.targets]]
+name = "kafka"
+kind = "kafka"
+brokers = ["{kafka}"]
+topic = "{topic}"
 "#,
         cert = cert.display(),
         key = key.display(),
         http = sink.url(),
         nats = proxy.addr(),
+        kafka = kafka.addr(),
+        topic = kafka.topic,
     )
 }
 

@@ -1,5 +1,5 @@
-//! What a run must prove, and the figures it prints: every acknowledged id reached both
-//! targets, nothing that was not sent appeared anywhere, one row per id, no duplicate in
+//! What a run must prove, and the figures it prints: every acknowledged id reached every
+//! target (HTTP, JetStream, Kafka), nothing that was not sent appeared anywhere, one row per id, no duplicate in
 //! JetStream.
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +19,8 @@ pub struct Row {
     http_deliveries: u32,
     http_duplicates: u32,
     nats_stored: u64,
+    kafka_records: u32,
+    kafka_duplicates: u32,
     recovery: Duration,
 }
 
@@ -26,7 +28,7 @@ impl fmt::Display for Row {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
             self.name,
             self.sent,
             self.acked,
@@ -34,6 +36,8 @@ impl fmt::Display for Row {
             self.http_deliveries,
             self.http_duplicates,
             self.nats_stored,
+            self.kafka_records,
+            self.kafka_duplicates,
             self.recovery.as_secs_f64()
         )
     }
@@ -42,7 +46,8 @@ impl fmt::Display for Row {
 pub fn table(rows: &[Row]) -> String {
     let mut text = String::from(
         "| fault | sent | acknowledged | sender retries | http deliveries | http duplicates | \
-         JetStream messages | fault end → backlog empty |\n|---|---|---|---|---|---|---|---|\n",
+         JetStream messages | Kafka records | Kafka duplicates | fault end → backlog empty |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         text.push_str(&format!("{row}\n"));
@@ -55,6 +60,7 @@ pub async fn check(
     ledger: &Ledger,
     http: &HashMap<String, u32>,
     stream: &Stream,
+    kafka: &HashMap<String, u32>,
     database_url: &str,
     recovery: Duration,
 ) -> Result<Row, String> {
@@ -99,10 +105,18 @@ pub async fn check(
             lost(&|id| nats.contains_key(id))
         ),
     );
+    expect(
+        lost(&|id| kafka.contains_key(id)) == 0,
+        format!(
+            "{} acknowledged ids never reached Kafka",
+            lost(&|id| kafka.contains_key(id))
+        ),
+    );
     for (place, count) in [
         ("events", invented(&mut rows.iter())),
         ("the HTTP target", invented(&mut http.keys())),
         ("JetStream", invented(&mut nats.keys())),
+        ("Kafka", invented(&mut kafka.keys())),
     ] {
         expect(
             count == 0,
@@ -126,6 +140,7 @@ pub async fn check(
         return Err(format!("  - {}", problems.join("\n  - ")));
     }
     let http_deliveries: u32 = http.values().sum();
+    let kafka_records: u32 = kafka.values().sum();
     Ok(Row {
         name,
         sent: sent.len(),
@@ -134,6 +149,8 @@ pub async fn check(
         http_deliveries,
         http_duplicates: http_deliveries - http.len() as u32,
         nats_stored: stored_count,
+        kafka_records,
+        kafka_duplicates: kafka_records - kafka.len() as u32,
         recovery,
     })
 }
