@@ -10,7 +10,8 @@ use super::{
     RECEIVED_AT, TRACEPARENT, deliver_eventually, expect_retryable, message, sample_payload,
 };
 use crate::fixtures::{
-    KAFKA_ADDR, KafkaTopics, OwnKafka, Proxy, eventually, free_port, kafka_config,
+    KAFKA_ADDR, KafkaTopics, OwnKafka, Proxy, TestCerts, TlsFront, eventually, free_port,
+    kafka_config,
 };
 
 fn kafka_target(brokers: &str, extra: &str) -> Target {
@@ -203,6 +204,40 @@ async fn kafka_with_no_broker_is_retryable_and_bounded() {
     })
     .await;
     assert_eq!(topics.wait_for(&topic, 1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn kafka_over_tls_delivers_when_it_trusts_the_brokers_ca_and_refuses_otherwise() {
+    let certs = TestCerts::generate();
+    let port = free_port();
+    let front = TlsFront::start(format!("127.0.0.1:{port}"), &certs).await;
+    let _broker = OwnKafka::start(port, Some(&front.addr)).await;
+    let topics = KafkaTopics::on_tls(&front.addr, certs.client_config(rustls::ALL_VERSIONS)).await;
+    let event_type = topics.event_type("tls");
+    let topic = topics.create("tls", 1).await;
+    let payload = sample_payload();
+    let msg = typed("evt-tls", &event_type, &payload);
+
+    let ca = certs.ca_path();
+    let trusting = kafka_target(
+        &front.addr,
+        &format!("tls = true\ntls_ca_file = {:?}", ca.display().to_string()),
+    );
+    trusting.deliver(&msg).await.expect("delivered over TLS");
+    let records = topics.wait_for(&topic, 1).await;
+    assert_eq!(records[0].header("event_id").as_deref(), Some("evt-tls"));
+
+    // The system's roots do not include the test CA: the broker is not trusted.
+    let untrusting = kafka_target(&front.addr, "tls = true");
+    let err = expect_retryable(untrusting.deliver(&msg).await);
+    assert!(err.message.contains("Kafka connect"), "{err}");
+    let plain = kafka_target(&front.addr, "");
+    expect_retryable(plain.deliver(&msg).await);
+    assert_eq!(
+        topics.records(&topic).await.len(),
+        1,
+        "nothing else got through"
+    );
 }
 
 #[test]
