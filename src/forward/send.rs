@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
+use super::targets::kafka::KafkaTarget;
 use super::targets::{DeliveryError, Message, Target};
 use crate::sealing::PayloadKeys;
 use crate::signing::sign;
@@ -80,8 +81,8 @@ pub async fn send_batch(
     let attempts = events
         .into_iter()
         .map(|event| event.map(|event| Attempt::new(target, name, event, signing_key)));
-    if target.takes_batches() {
-        return send_together(target, attempts.collect(), deadline).await;
+    if let Some(batching) = target.batching() {
+        return send_together(target, batching, attempts.collect(), deadline).await;
     }
     let mut results = Vec::new();
     let mut waiting = attempts;
@@ -186,12 +187,16 @@ async fn send_one(
 /// The whole batch in one call to the target, which answers for each message in order.
 async fn send_together(
     target: &Target,
+    batching: &KafkaTarget,
     attempts: Vec<Result<Attempt<'_>, DeliveryError>>,
     deadline: Instant,
 ) -> Vec<Result<OffsetDateTime, DeliveryError>> {
-    let ready: Vec<&Attempt<'_>> = attempts.iter().filter_map(|a| a.as_ref().ok()).collect();
-    let messages: Vec<Message<'_>> = ready.iter().map(|a| a.message()).collect();
-    let outcomes = match tokio::time::timeout_at(deadline, target.deliver_batch(&messages)).await {
+    let messages: Vec<Message<'_>> = attempts
+        .iter()
+        .filter_map(|a| a.as_ref().ok().map(Attempt::message))
+        .collect();
+    let outcomes = match tokio::time::timeout_at(deadline, batching.deliver_batch(&messages)).await
+    {
         Ok(outcomes) => outcomes,
         Err(_) => vec![Err(too_late()); messages.len()],
     };

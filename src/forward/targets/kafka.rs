@@ -23,8 +23,8 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{
-    Checks, DeliveryError, Message, check_metadata, error_chain, install_crypto_provider, rfc3339,
-    validate_template_with,
+    Checks, DeliveryError, Message, check_metadata, error_chain, install_crypto_provider,
+    render_template, rfc3339, validate_template_with,
 };
 use crate::config::read_secret;
 
@@ -226,7 +226,7 @@ fn check_broker(broker: &str) -> Result<(), String> {
 
 fn check_topic_template(template: &str) -> Result<(), String> {
     validate_template_with(template, &["type"])?;
-    check_topic(&template.replace("{type}", "event"))
+    check_topic(&render_template(template, "event"))
         .map_err(|e| format!("invalid topic template: {e}"))
 }
 
@@ -272,7 +272,6 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
             }
         }
     }
-    install_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -368,7 +367,7 @@ impl KafkaTarget {
 
     fn record(&self, msg: &Message<'_>) -> Result<(String, Record), DeliveryError> {
         check_metadata(msg)?;
-        let topic = self.topic.replace("{type}", msg.event_type);
+        let topic = render_template(&self.topic, msg.event_type);
         check_topic(&topic).map_err(|e| DeliveryError::permanent(format!("Kafka topic: {e}")))?;
         let key = render_key(&self.key, msg.event_id, msg.event_type);
         let mut headers = BTreeMap::new();

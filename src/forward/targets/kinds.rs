@@ -114,13 +114,7 @@ pub enum Target {
 impl Target {
     /// Delivers `msg`; `Ok` only once the destination acknowledged it.
     pub async fn deliver(&self, msg: &Message<'_>) -> Result<(), DeliveryError> {
-        let result = self.deliver_one(msg).await;
-        self.log(msg, &result);
-        result
-    }
-
-    async fn deliver_one(&self, msg: &Message<'_>) -> Result<(), DeliveryError> {
-        match self {
+        let result = match self {
             Target::Http(t) => t.deliver(msg).await,
             Target::Nats(t) => t.deliver(msg).await,
             Target::Amqp(t) => t.deliver(msg).await,
@@ -130,26 +124,18 @@ impl Target {
                 .await
                 .pop()
                 .unwrap_or_else(|| Err(DeliveryError::retryable("Kafka gave no outcome"))),
-        }
+        };
+        self.log(msg, &result);
+        result
     }
 
-    /// Whether a batch is best handed over whole ([`Target::deliver_batch`]) rather than
-    /// message by message.
-    pub fn takes_batches(&self) -> bool {
-        matches!(self, Target::Kafka(_))
-    }
-
-    /// Delivers every message, answering for each in order; logs nothing (the caller logs
-    /// each outcome with [`Target::log`], inside that message's span).
-    pub async fn deliver_batch(&self, msgs: &[Message<'_>]) -> Vec<Result<(), DeliveryError>> {
-        if let Target::Kafka(t) = self {
-            return t.deliver_batch(msgs).await;
+    /// The target that takes a whole batch at once (Kafka: one produce request per
+    /// partition), or `None` for the kinds that are sent message by message.
+    pub fn batching(&self) -> Option<&kafka::KafkaTarget> {
+        match self {
+            Target::Kafka(t) => Some(t),
+            _ => None,
         }
-        let mut results = Vec::with_capacity(msgs.len());
-        for msg in msgs {
-            results.push(self.deliver_one(msg).await);
-        }
-        results
     }
 
     /// The log line of one delivery's outcome.

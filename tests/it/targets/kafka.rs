@@ -37,8 +37,8 @@ async fn kafka_produces_a_batch_once_each_with_headers_and_each_key_in_order_on_
         .iter()
         .map(|id| typed(id, &event_type, &payload))
         .collect();
-    assert!(target.takes_batches());
-    let results = target.deliver_batch(&messages).await;
+    let batching = target.batching().expect("Kafka takes whole batches");
+    let results = batching.deliver_batch(&messages).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
 
     let records = topics.wait_for(&topic, ids.len()).await;
@@ -99,7 +99,7 @@ async fn kafka_with_the_type_as_key_keeps_every_event_of_a_type_in_order_and_rou
         .enumerate()
         .map(|(i, id)| typed(id, if i % 2 == 0 { &started } else { &done }, &payload))
         .collect();
-    let results = target.deliver_batch(&messages).await;
+    let results = target.batching().unwrap().deliver_batch(&messages).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
 
     for (topic, event_type, parity) in [(&started_topic, &started, 0), (&done_topic, &done, 1)] {
